@@ -1,0 +1,34 @@
+"""Live Kraken Spot WebSocket v2 market data for Jupyter notebooks."""
+
+from __future__ import annotations
+
+import logging
+
+from kraken_nb.core.book import OrderBook
+from kraken_nb.errors import (
+    ChecksumMismatch,
+    ClientClosed,
+    InvalidParams,
+    KrakenError,
+    MalformedMessage,
+    RequestTimeout,
+    ServerError,
+    SubscriptionRejected,
+)
+
+__all__ = [
+    "ChecksumMismatch",
+    "ClientClosed",
+    "InvalidParams",
+    "KrakenError",
+    "MalformedMessage",
+    "OrderBook",
+    "RequestTimeout",
+    "ServerError",
+    "SubscriptionRejected",
+    "__version__",
+]
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

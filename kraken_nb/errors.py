@@ -1,0 +1,92 @@
+"""One exception tree for everything kraken_nb raises.
+
+Local errors (``InvalidParams``, ``ClientClosed``, ``RequestTimeout``) mean the
+request never reached Kraken or never came back. Remote errors
+(``SubscriptionRejected``, ``ServerError``, ``ChecksumMismatch``,
+``MalformedMessage``) carry what the server sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "ChecksumMismatch",
+    "ClientClosed",
+    "InvalidParams",
+    "KrakenError",
+    "MalformedMessage",
+    "RequestTimeout",
+    "ServerError",
+    "SubscriptionRejected",
+]
+
+
+class KrakenError(Exception):
+    """Base class of every error raised by kraken_nb."""
+
+
+class InvalidParams(KrakenError, ValueError):
+    """A request parameter failed validation before anything was sent."""
+
+    def __init__(self, name: str, value: Any, allowed: Iterable[Any] | str) -> None:
+        self.name = name
+        self.value = value
+        self.allowed = allowed if isinstance(allowed, str) else tuple(allowed)
+        shown = allowed if isinstance(allowed, str) else ", ".join(map(repr, self.allowed))
+        super().__init__(f"invalid {name}={value!r}; allowed: {shown}")
+
+
+class ClientClosed(KrakenError, RuntimeError):
+    """The client was closed (or never started) when a request was made."""
+
+
+class RequestTimeout(KrakenError, TimeoutError):
+    """No answer arrived for a request within its timeout."""
+
+
+class MalformedMessage(KrakenError, ValueError):
+    """A frame could not be parsed or does not have the shape of its kind."""
+
+    def __init__(self, reason: str, frame: str | bytes | Mapping[str, Any] | None = None) -> None:
+        self.reason = reason
+        self.frame = frame
+        shown = repr(frame)
+        if len(shown) > 200:
+            shown = shown[:200] + "…"
+        super().__init__(f"malformed message: {reason}" + (f" in {shown}" if frame is not None else ""))
+
+
+class ServerError(KrakenError):
+    """The server answered a request with ``success: false``."""
+
+    def __init__(self, method: str, error: str, req_id: int | None = None) -> None:
+        self.method = method
+        self.error = error
+        self.req_id = req_id
+        super().__init__(f"{method} failed: {error}")
+
+
+class SubscriptionRejected(ServerError):
+    """One or more symbols of a subscribe/unsubscribe were rejected.
+
+    ``rejections`` maps each rejected symbol (or the channel name when the
+    request has no symbols) to the server's reason.
+    """
+
+    def __init__(self, method: str, channel: str, rejections: Mapping[str, str]) -> None:
+        self.channel = channel
+        self.rejections = dict(rejections)
+        detail = "; ".join(f"{symbol}: {reason}" for symbol, reason in self.rejections.items())
+        super().__init__(method, f"{channel} rejected ({detail})")
+
+
+class ChecksumMismatch(KrakenError):
+    """A book's CRC32 differs from the server's: the local book is wrong."""
+
+    def __init__(self, symbol: str, expected: int, actual: int) -> None:
+        self.symbol = symbol
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"{symbol} book checksum mismatch: server {expected}, local {actual}")
