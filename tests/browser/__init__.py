@@ -1,0 +1,3 @@
+"""Tests that drive a real JupyterLab in headless Chromium."""
+
+__all__: list[str] = []
