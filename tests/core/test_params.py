@@ -64,7 +64,10 @@ def test_one_symbol_string_and_duplicates():
 
 
 def test_none_params_mean_server_default():
-    assert subscribe_request("book", "BTC/USD", depth=None)["params"] == {"channel": "book", "symbol": ["BTC/USD"]}
+    assert subscribe_request("book", "BTC/USD", depth=None)["params"] == {
+        "channel": "book",
+        "symbol": ["BTC/USD"],
+    }
 
 
 @pytest.mark.parametrize(
