@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from kraken_nb.client import KRAKEN_WS_URL, KrakenClient
 from kraken_nb.core.book import OrderBook
 from kraken_nb.errors import (
     ChecksumMismatch,
@@ -17,9 +18,11 @@ from kraken_nb.errors import (
 )
 
 __all__ = [
+    "KRAKEN_WS_URL",
     "ChecksumMismatch",
     "ClientClosed",
     "InvalidParams",
+    "KrakenClient",
     "KrakenError",
     "MalformedMessage",
     "OrderBook",

@@ -1,0 +1,384 @@
+"""KrakenClient: the background client users hold in a notebook or script.
+
+The client owns a :class:`~kraken_nb.core.session.Session` (books, buffers,
+subscriptions) and a :class:`~kraken_nb.transport.Transport` (one daemon
+thread with its own asyncio loop). Every method here is called from the
+user's thread, takes the client's lock briefly and returns copies, so cells
+can read DataFrames while data keeps arriving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from kraken_nb.core.book import OrderBook
+from kraken_nb.core.params import Subscription, validate_subscription
+from kraken_nb.core.session import Call, Event, Session
+from kraken_nb.dispatch import Dispatcher, EventStream
+from kraken_nb.errors import ClientClosed, RequestTimeout, SubscriptionRejected
+from kraken_nb.transport import Backoff, Transport
+
+if TYPE_CHECKING:
+    from kraken_nb.simulator import Simulator
+
+__all__ = ["KRAKEN_WS_URL", "KrakenClient"]
+
+log = logging.getLogger(__name__)
+
+KRAKEN_WS_URL = "wss://ws.kraken.com/v2"
+
+
+class KrakenClient:
+    """Stream Kraken Spot v2 public channels into books and growing DataFrames.
+
+    >>> with KrakenClient() as client:                     # doctest: +SKIP
+    ...     client.subscribe("trade", ["BTC/USD"])
+    ...     client.trades("BTC/USD").tail()
+
+    ``max_rows`` bounds each history buffer (oldest rows dropped);
+    ``timeout`` is the default wait for acks; ``silence_timeout`` is how long
+    a subscribed connection may stay silent before it is considered dead.
+    """
+
+    def __init__(
+        self,
+        url: str = KRAKEN_WS_URL,
+        *,
+        timeout: float = 10.0,
+        max_rows: int | None = None,
+        silence_timeout: float = 5.0,
+        backoff: Backoff | None = None,
+        callback_queue_size: int = 10_000,
+        depth_levels: int = 50,
+        depth_sample_interval: float = 1.0,
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.simulator: Simulator | None = None
+        self._lock = threading.Condition(threading.RLock())
+        self._session = Session(
+            max_rows=max_rows,
+            depth_levels=depth_levels,
+            depth_sample_ns=int(depth_sample_interval * 1e9),
+        )
+        self._dispatcher = Dispatcher(callback_queue_size)
+        self._transport = Transport(
+            url,
+            self._session,
+            self._lock,
+            self._dispatcher.publish,
+            backoff=backoff or Backoff(),
+            silence_timeout=silence_timeout,
+        )
+        self._closed = False
+        self._dispatcher.start()
+        self._transport.start()
+        log.info("client started for %s", url)
+
+    @classmethod
+    def simulated(cls, *, client_options: dict[str, Any] | None = None, **sim_options: Any) -> KrakenClient:
+        """Start the embedded simulator (``Simulator(**sim_options)``) and connect to it.
+
+        The simulator is closed with the client and reachable as ``client.simulator``.
+        """
+        from kraken_nb.simulator import Simulator
+
+        simulator = Simulator(**sim_options)
+        url = simulator.start_in_thread()
+        client = cls(url, **(client_options or {}))
+        client.simulator = simulator
+        try:
+            client.wait_connected()
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def __enter__(self) -> KrakenClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection, stop the threads (and an embedded simulator). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._transport.close()
+        self._dispatcher.close()
+        with self._lock:
+            self._lock.notify_all()
+        if self.simulator is not None:
+            self.simulator.close()
+        log.info("client closed")
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    @property
+    def connection_state(self) -> str:
+        """``"connecting"``, ``"live"``, ``"reconnecting"`` or ``"closed"``."""
+        return "closed" if self._closed else self._transport.state
+
+    @property
+    def system_status(self) -> str | None:
+        """Kraken's system status (``online``, ``maintenance``, ``cancel_only``, ``post_only``)."""
+        return self._session.system_status
+
+    def wait_connected(self, timeout: float | None = None) -> None:
+        """Block until the connection is live; raise ``RequestTimeout`` otherwise."""
+        self._wait(lambda: self._transport.state == "live", timeout, "connection to " + self.url)
+
+    def wait_until(self, predicate: Callable[[KrakenClient], bool], timeout: float | None = None) -> None:
+        """Block until ``predicate(client)`` is true, re-checking as data arrives."""
+        self._wait(lambda: predicate(self), timeout, "condition")
+
+    # -- requests ----------------------------------------------------------------
+
+    def subscribe(
+        self,
+        channel: str,
+        symbols: str | Iterable[str] | None = None,
+        *,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """Subscribe and wait for the acks; return the server's result per symbol.
+
+        Parameters are validated before anything is sent (``InvalidParams``).
+        Symbols the server rejects raise ``SubscriptionRejected`` naming each
+        symbol and reason; the others stay subscribed. Symbols already
+        subscribed with the same parameters are skipped. The subscription is
+        kept and renewed after every reconnect.
+        """
+        subscription = validate_subscription(channel, symbols, **params)
+        return self._request(subscription, "subscribe", timeout)
+
+    def unsubscribe(
+        self,
+        channel: str,
+        symbols: str | Iterable[str] | None = None,
+        *,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """Unsubscribe and wait for the acks (same arguments as :meth:`subscribe`)."""
+        subscription = validate_subscription(channel, symbols, **params)
+        return self._request(subscription, "unsubscribe", timeout)
+
+    def ping(self, timeout: float | None = None) -> float:
+        """Send an application-level ping; return the round trip in seconds."""
+        self.wait_connected(timeout)
+        started = time.perf_counter()
+        with self._lock:
+            req_id = self._session.ping()
+        self._transport.flush()
+        self._wait(lambda: not self._session.ping_pending(req_id), timeout, f"pong for req_id {req_id}")
+        elapsed = time.perf_counter() - started
+        with self._lock:
+            if not self._session.take_pong(req_id):
+                raise RequestTimeout(f"connection lost before the pong for req_id {req_id}")
+        return elapsed
+
+    def subscriptions(self) -> list[Subscription]:
+        """Every subscription the client keeps (one per channel and symbol)."""
+        with self._lock:
+            return self._session.subscriptions()
+
+    def _request(self, subscription: Subscription, method: str, timeout: float | None) -> dict[str, Any]:
+        self._check_open()
+        with self._lock:
+            start = self._session.subscribe if method == "subscribe" else self._session.unsubscribe
+            call_id = start(subscription)
+        if call_id is None:
+            return {}
+        self._transport.flush()
+        call: Call | None = None
+        try:
+            self._wait(
+                lambda: (c := self._session.call(call_id)) is None or c.done,
+                timeout,
+                f"{method} {subscription.channel} {', '.join(subscription.symbols)}".strip(),
+            )
+        finally:
+            with self._lock:
+                call = self._session.call(call_id)
+                self._session.forget_call(call_id)
+        if call is not None and call.rejections:
+            raise SubscriptionRejected(method, subscription.channel, call.rejections)
+        return dict(call.results) if call is not None else {}
+
+    def _wait(self, ready: Callable[[], bool], timeout: float | None, what: str) -> None:
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while not ready():
+                self._check_open()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise RequestTimeout(
+                        f"no answer within {timeout:g} s: {what} (state {self.connection_state})"
+                    )
+                self._lock.wait(min(remaining, 0.25))
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosed("the client is closed")
+
+    # -- data -----------------------------------------------------------------------
+
+    def trades(self, symbol: str | None = None, last: int | None = None) -> pd.DataFrame:
+        """Trades received so far (de-duplicated by trade_id), oldest first."""
+        with self._lock:
+            return self._session.trades.to_frame(symbol=symbol, last=last)
+
+    def ticker(self, symbol: str | None = None, last: int | None = None) -> pd.DataFrame:
+        """Every ticker row received, with its receive time."""
+        with self._lock:
+            return self._session.tickers.to_frame(symbol=symbol, last=last)
+
+    def ticker_latest(self) -> pd.DataFrame:
+        """The newest ticker row of each symbol, indexed by symbol."""
+        with self._lock:
+            return self._session.tickers.latest()
+
+    def candles(
+        self, symbol: str | None = None, interval: int | None = None, last: int | None = None
+    ) -> pd.DataFrame:
+        """OHLC candles (the current one updated in place), sorted by ``interval_begin``."""
+        with self._lock:
+            return self._session.candles.to_frame(symbol=symbol, interval=interval, last=last)
+
+    def book(self, symbol: str) -> OrderBook | None:
+        """A consistent copy of ``symbol``'s order book (``None`` if not subscribed).
+
+        Check ``.valid``: it is False until a snapshot arrived and after a
+        checksum mismatch until the resync's snapshot arrives.
+        """
+        with self._lock:
+            book = self._session.books.get(symbol)
+            return book.copy() if book is not None else None
+
+    def book_history(self, symbol: str | None = None, last: int | None = None) -> pd.DataFrame:
+        """Top of book after every book message: bid, ask, mid, spread, valid."""
+        with self._lock:
+            return self._session.book_tops.to_frame(symbol=symbol, last=last)
+
+    def depth_history(self, symbol: str | None = None, last: int | None = None) -> pd.DataFrame:
+        """Depth snapshots over time (long format: time, symbol, side, price, qty), for heatmaps."""
+        with self._lock:
+            return self._session.depths.to_frame(symbol=symbol, last=last)
+
+    def instruments(self) -> pd.DataFrame:
+        """Tradeable pairs with their precisions and limits, indexed by symbol."""
+        with self._lock:
+            pairs = [dict(p) for p in self._session.pairs.values()]
+        return _reference_frame(pairs, "symbol")
+
+    def assets(self) -> pd.DataFrame:
+        """Assets from the instrument channel, indexed by id."""
+        with self._lock:
+            assets = [dict(a) for a in self._session.assets.values()]
+        return _reference_frame(assets, "id")
+
+    def instrument(self, symbol: str) -> dict[str, Any] | None:
+        """One pair's reference data (precisions, increments, minimums)."""
+        with self._lock:
+            pair = self._session.pairs.get(symbol)
+            return None if pair is None else {k: _plain(v) for k, v in pair.items()}
+
+    def gaps(self) -> pd.DataFrame:
+        """Where data may be missing: disconnect windows per stream and skipped trade ids."""
+        with self._lock:
+            return self._session.gaps_frame()
+
+    def versions(self) -> dict[tuple[str, str], int]:
+        """Change counters per ``(stream, symbol)``; an unchanged counter means nothing new."""
+        with self._lock:
+            return dict(self._session.versions)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: messages, bytes, reconnects, resyncs, gaps, drops, last heartbeat…"""
+        with self._lock:
+            counters = self._session.counters
+            last_heartbeat = self._session.last_heartbeat_ns
+            stats: dict[str, Any] = {
+                "state": self.connection_state,
+                "system_status": self._session.system_status,
+                "messages": counters["messages"],
+                "bytes": counters["bytes"],
+                "trades": counters["trades"],
+                "duplicate_trades": counters["duplicate_trades"],
+                "trade_gaps": counters["trade_gaps"],
+                "checksum_mismatches": counters["checksum_mismatches"],
+                "resyncs": counters["resyncs"],
+                "malformed": counters["malformed"],
+                "rejected": counters["rejected"],
+                "errors": counters["errors"],
+                "heartbeats": counters["heartbeats"],
+                "disconnects": counters["disconnects"],
+                "gaps": len(self._session.gaps) + len(self._session.trades.gaps),
+            }
+        stats["reconnects"] = self._transport.reconnects
+        stats["last_error"] = self._transport.last_error
+        stats["last_heartbeat"] = (
+            pd.Timestamp(last_heartbeat, unit="ns", tz="UTC") if last_heartbeat is not None else None
+        )
+        stats["callbacks_dropped"] = self._dispatcher.dropped
+        return stats
+
+    # -- events ---------------------------------------------------------------------
+
+    def on(self, kind: str, callback: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event of ``kind`` (``"*"`` for all).
+
+        Kinds: trade, ticker, ohlc, book, checksum_mismatch, gap, status, ack,
+        rejected, pong, error, disconnected. Callbacks run on a dispatcher
+        thread, never the network thread; if they fall behind, the bounded
+        queue drops the oldest events and counts them
+        (``stats()["callbacks_dropped"]``). Returns a function that removes
+        the callback.
+        """
+        return self._dispatcher.add(kind, callback)
+
+    def stream(self, *kinds: str, maxsize: int = 1000) -> EventStream:
+        """An async iterator of events (``async for event in client.stream("trade")``).
+
+        Its queue holds ``maxsize`` events; when full the oldest are dropped
+        and counted in ``stream.dropped``. Close it with ``stream.close()``.
+        """
+        return self._dispatcher.stream(kinds or ("*",), maxsize)
+
+    # -- widgets --------------------------------------------------------------------
+
+    def dashboard(self, symbol: str, **options: Any) -> Any:
+        """A :class:`~kraken_nb.widgets.Dashboard` for ``symbol`` on this client."""
+        from kraken_nb.widgets import Dashboard
+
+        return Dashboard(self, symbol, **options)
+
+    def __repr__(self) -> str:
+        return f"<KrakenClient {self.url} {self.connection_state}>"
+
+
+def _plain(value: Any) -> Any:
+    """Decimals from the exact decoder become floats in user-facing reference data."""
+    from decimal import Decimal
+
+    return float(value) if isinstance(value, Decimal) else value
+
+
+def _reference_frame(rows: list[dict[str, Any]], index: str) -> pd.DataFrame:
+    frame = pd.DataFrame([{k: _plain(v) for k, v in row.items()} for row in rows])
+    return frame.set_index(index) if index in frame.columns else frame
