@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from kraken_nb.client import KRAKEN_WS_URL, KrakenClient
+from kraken_nb.connect import connect, source_of
 from kraken_nb.core.book import OrderBook
 from kraken_nb.errors import (
     ChecksumMismatch,
@@ -30,6 +31,8 @@ __all__ = [
     "ServerError",
     "SubscriptionRejected",
     "__version__",
+    "connect",
+    "source_of",
 ]
 
 __version__ = "0.1.0"
