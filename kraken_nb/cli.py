@@ -1,0 +1,570 @@
+"""The ``kraken-nb`` command: demo notebooks, the simulator, record, replay and tail.
+
+- ``kraken-nb demo [--check]``: open (or run headless) the quickstart notebook
+- ``kraken-nb sim --port N``: serve the simulator (as ``python -m kraken_nb.simulator``)
+- ``kraken-nb record --out F``: write raw frames with receive times to a gzip JSON-lines file
+- ``kraken-nb replay F [--serve]``: summarise a recording, or serve it over WebSocket at its pace
+- ``kraken-nb tail SYMBOL``: a live ticker line in the terminal
+
+This module is the terminal's side of the package: it writes to stdout/stderr
+and returns exit codes; the file format lives in :mod:`kraken_nb.recording`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import json
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any, Final
+
+from websockets.exceptions import WebSocketException
+
+from kraken_nb.client import KRAKEN_WS_URL, KrakenClient
+from kraken_nb.connect import SOURCE_ENV, kraken_reachable
+from kraken_nb.core.params import validate_subscription
+from kraken_nb.core.session import Session
+from kraken_nb.errors import KrakenError
+from kraken_nb.recording import (
+    Frame,
+    RecordingHeader,
+    RecordingReader,
+    RecordingWriter,
+    replay,
+    subscriptions_of,
+)
+
+__all__ = ["QUICKSTART", "build_parser", "check_notebook", "find_notebooks", "main"]
+
+log = logging.getLogger(__name__)
+
+QUICKSTART: Final = "01_quickstart.ipynb"
+CELL_TIMEOUT: Final = 120.0
+_REPLAY_START_GRACE: Final = 1.0
+"""Seconds a replay waits after the first subscribe for the rest of the recording's subscriptions."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``kraken-nb`` and its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="kraken-nb", description="Live Kraken market data in Jupyter: demo, sim, record, replay, tail."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log lifecycle events to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="open the demo notebooks in JupyterLab (or --check them headless)")
+    demo.add_argument("--check", action="store_true", help="run the notebook headless and report")
+    demo.add_argument(
+        "--simulator", action="store_true", help="use the simulator even if Kraken is reachable"
+    )
+    demo.add_argument("--notebook", default=QUICKSTART, help=f"notebook to open (default {QUICKSTART})")
+    demo.add_argument("--no-browser", action="store_true", help="start JupyterLab without opening a browser")
+
+    sub.add_parser("sim", help="serve the simulator (all options: kraken-nb sim --help)", add_help=False)
+
+    record = sub.add_parser("record", help="record raw frames to a .jsonl.gz file")
+    record.add_argument("--out", required=True, type=Path, help="output file (.jsonl.gz)")
+    record.add_argument("--channel", action="append", help="channel to record (repeatable; default trade)")
+    record.add_argument("--symbol", action="append", help="symbol (repeatable; default BTC/USD)")
+    record.add_argument("--depth", type=int, help="book depth (book channel)")
+    record.add_argument("--interval", type=int, help="candle interval in minutes (ohlc channel)")
+    record.add_argument("--seconds", type=float, help="stop after this many seconds (default: Ctrl-C)")
+    _add_source_options(record)
+
+    replay_cmd = sub.add_parser("replay", help="summarise a recording, or serve it over WebSocket")
+    replay_cmd.add_argument("file", type=Path, help="a recording made by kraken-nb record")
+    replay_cmd.add_argument("--serve", action="store_true", help="serve it on loopback instead")
+    replay_cmd.add_argument("--port", type=int, default=8765, help="port for --serve; 0 picks a free one")
+    replay_cmd.add_argument("--speed", type=float, default=1.0, help="pace multiplier for --serve")
+
+    tail = sub.add_parser("tail", help="a live ticker line for SYMBOL in the terminal")
+    tail.add_argument("symbol", help="pair, e.g. BTC/USD")
+    tail.add_argument("--seconds", type=float, help="stop after this many seconds (default: Ctrl-C)")
+    _add_source_options(tail)
+    return parser
+
+
+def _add_source_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--url", default=KRAKEN_WS_URL, help=f"WebSocket URL (default {KRAKEN_WS_URL})")
+    group.add_argument("--simulator", action="store_true", help="use an embedded simulator")
+    parser.add_argument("--speed", type=float, default=1.0, help="simulator speed (with --simulator)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``kraken-nb`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["sim"]:
+        from kraken_nb.simulator.__main__ import main as simulator_main
+
+        return simulator_main(args_list[1:])
+    args = build_parser().parse_args(args_list)
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    commands = {"demo": _demo, "record": _record, "replay": _replay, "tail": _tail}
+    try:
+        return commands[args.command](args)
+    except KeyboardInterrupt:
+        return 130
+    except (KrakenError, OSError, WebSocketException) as exc:
+        print(f"kraken-nb {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+# -- demo ---------------------------------------------------------------------------
+
+
+def find_notebooks() -> Path | None:
+    """The ``notebooks/`` folder of a source checkout (next to the package) or of the CWD."""
+    candidates = [Path(__file__).resolve().parent.parent / "notebooks", Path.cwd() / "notebooks"]
+    for folder in candidates:
+        if (folder / QUICKSTART).is_file():
+            return folder
+    return None
+
+
+def check_notebook(
+    path: Path,
+    source: str = "simulator",
+    cell_timeout: float = CELL_TIMEOUT,
+    kernel_stderr: IO[bytes] | None = None,
+) -> int:
+    """Execute ``path`` headless on the ``python3`` kernel with ``KRAKEN_NB_SOURCE=source``.
+
+    Returns the number of code cells run; a failing cell raises nbclient's
+    ``CellExecutionError``. The kernel's own stderr goes to ``kernel_stderr``
+    when given.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(path, as_version=4)
+    runner = NotebookClient(
+        notebook,
+        kernel_name="python3",
+        timeout=int(cell_timeout),
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    launch: dict[str, Any] = {} if kernel_stderr is None else {"stderr": kernel_stderr}
+    runner.execute(env={**os.environ, SOURCE_ENV: source}, **launch)
+    return sum(1 for cell in notebook.cells if cell.cell_type == "code")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    folder = find_notebooks()
+    if folder is None:
+        print(
+            "kraken-nb demo: the notebooks/ folder was not found next to the package or in the "
+            "current directory.\nClone the repository and run this from its root (pip install -e .).",
+            file=sys.stderr,
+        )
+        return 2
+    notebook = folder / args.notebook
+    if not notebook.is_file():
+        print(f"kraken-nb demo: no notebook {args.notebook!r} in {folder}", file=sys.stderr)
+        return 2
+    if args.check:
+        return _demo_check(notebook)
+    if importlib.util.find_spec("jupyterlab") is None:
+        print("kraken-nb demo: JupyterLab is not installed (pip install jupyterlab)", file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    simulator = None
+    if args.simulator or (SOURCE_ENV not in env and not kraken_reachable()):
+        from kraken_nb.simulator import Simulator
+
+        simulator = Simulator()
+        env[SOURCE_ENV] = simulator.start_in_thread()
+        reason = "as asked" if args.simulator else "because Kraken is unreachable"
+        print(f"Serving the simulator at {env[SOURCE_ENV]} {reason}.")
+    else:
+        env.setdefault(SOURCE_ENV, "kraken")
+        print(f"Notebooks will use {SOURCE_ENV}={env[SOURCE_ENV]}.")
+    command = [sys.executable, "-m", "jupyterlab", str(notebook.relative_to(folder.parent))]
+    if args.no_browser:
+        command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # containers often run as root; JupyterLab refuses it otherwise
+    try:
+        with subprocess.Popen(command, cwd=folder.parent, env=env) as lab:
+            previous = signal.signal(signal.SIGTERM, lambda *_: lab.terminate())
+            try:
+                return lab.wait()
+            except KeyboardInterrupt:
+                try:
+                    return lab.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    lab.terminate()
+                    return lab.wait()
+            finally:
+                signal.signal(signal.SIGTERM, previous)
+    finally:
+        if simulator is not None:
+            simulator.close()
+
+
+def _demo_check(notebook: Path) -> int:
+    missing = [
+        name for name in ("nbclient", "nbformat", "ipykernel") if importlib.util.find_spec(name) is None
+    ]
+    if missing:
+        print(f"kraken-nb demo --check needs {', '.join(missing)} (pip install -e '.[dev]')", file=sys.stderr)
+        return 2
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    print(f"Running {notebook.name} headless against the simulator…", flush=True)
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as kernel_log:
+        try:
+            cells = check_notebook(notebook, kernel_stderr=kernel_log)
+        except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
+            kernel_log.seek(0)
+            detail = kernel_log.read().decode("utf-8", "replace").strip()
+            print(f"FAILED: {notebook.name}\n{exc}", file=sys.stderr)
+            if detail:
+                print(f"kernel stderr:\n{detail}", file=sys.stderr)
+            return 1
+    print(f"OK: {notebook.name} ran {cells} code cells in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+# -- record ---------------------------------------------------------------------------
+
+
+def _record(args: argparse.Namespace) -> int:
+    channels = args.channel or ["trade"]
+    symbols = args.symbol or ["BTC/USD"]
+    subscriptions = []
+    for channel in dict.fromkeys(channels):
+        params: dict[str, Any] = {}
+        if channel == "book" and args.depth is not None:
+            params["depth"] = args.depth
+        if channel == "ohlc" and args.interval is not None:
+            params["interval"] = args.interval
+        subscriptions.append(
+            validate_subscription(channel, None if channel == "instrument" else symbols, **params)
+        )
+    with _source(args) as url:
+        header = RecordingHeader(
+            url=url,
+            subscriptions=tuple(s.request("subscribe")["params"] for s in subscriptions),
+            started_ns=time.time_ns(),
+            version=_version(),
+        )
+        print(
+            f"Recording {', '.join(channels)} for {', '.join(symbols)} from {url} to {args.out}", flush=True
+        )
+        recorder = _Recorder(header, args.out, args.seconds)
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(recorder.run())
+        print(f"Wrote {recorder.frames} frames to {args.out}")
+    return 0
+
+
+class _Recorder:
+    """Subscribe like a client would and write every received frame until time is up.
+
+    The file is created once the connection is open, so a failed connect leaves none.
+    """
+
+    def __init__(self, header: RecordingHeader, out: Path, seconds: float | None) -> None:
+        self.header = header
+        self.out = out
+        self.seconds = seconds
+        self.frames = 0
+
+    async def run(self) -> None:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed
+
+        session = Session()
+        for subscription in subscriptions_of(self.header):
+            session.subscribe(subscription)
+        deadline = math.inf if self.seconds is None else time.monotonic() + self.seconds
+        async with connect(self.header.url, max_size=2**26, open_timeout=10, close_timeout=2) as websocket:
+            session.connection_made(time.time_ns())
+            with RecordingWriter(self.out, self.header) as writer:
+                try:
+                    while (remaining := deadline - time.monotonic()) > 0:
+                        for request in session.data_to_send():
+                            await websocket.send(json.dumps(request))
+                        try:
+                            async with asyncio.timeout(None if math.isinf(remaining) else remaining):
+                                text = await websocket.recv()
+                        except TimeoutError:
+                            break
+                        received = time.time_ns()
+                        writer.write(received, text)
+                        self.frames = writer.frames
+                        session.feed(text, received)
+                except ConnectionClosed as exc:
+                    print(f"The server closed the connection: {exc}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _source(args: argparse.Namespace) -> Iterator[str]:
+    """Yield the URL to use: ``--url``, or an embedded simulator's while the block runs."""
+    if not args.simulator:
+        yield args.url
+        return
+    from kraken_nb.simulator import Simulator
+
+    simulator = Simulator(speed=args.speed)
+    try:
+        yield simulator.start_in_thread()
+    finally:
+        simulator.close()
+
+
+def _version() -> str:
+    from kraken_nb import __version__
+
+    return __version__
+
+
+# -- replay ----------------------------------------------------------------------------
+
+
+def _replay(args: argparse.Namespace) -> int:
+    if not args.speed > 0:
+        print(f"kraken-nb replay: --speed must be positive, got {args.speed}", file=sys.stderr)
+        return 2
+    with RecordingReader(args.file) as reader:
+        header = reader.header
+        subs = ", ".join(
+            f"{s.get('channel')} {','.join(s.get('symbol', []))}".strip() for s in header.subscriptions
+        )
+        started = datetime.fromtimestamp(header.started_ns / 1e9, UTC).isoformat(timespec="seconds")
+        print(f"Recording of {header.url} ({subs}) started {started}")
+        if not args.serve:
+            print("\n".join(replay(header, reader).lines()))
+            return 0
+        frames = list(reader)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_recording(header, frames, args.port, args.speed))
+    return 0
+
+
+class _PlannedFrame:
+    """A recorded data frame with what the replay server needs to route and pace it."""
+
+    __slots__ = ("channel", "offset", "symbols", "text")
+
+    def __init__(self, offset: float, channel: str, symbols: frozenset[str], text: str) -> None:
+        self.offset = offset
+        self.channel = channel
+        self.symbols = symbols
+        self.text = text
+
+
+def _plan(frames: list[Frame]) -> tuple[list[_PlannedFrame], str | None]:
+    """Data frames with their offsets from the first frame, and the first status frame."""
+    planned: list[_PlannedFrame] = []
+    status = None
+    first = frames[0].t if frames else 0
+    for frame in frames:
+        try:
+            message = json.loads(frame.text)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict) or "method" in message:
+            continue  # acks and pongs answer the recorder, not this client
+        channel = str(message.get("channel"))
+        if channel == "status":
+            status = status or frame.text
+            continue
+        data = message.get("data")
+        symbols = frozenset(
+            str(row["symbol"])
+            for row in (data if isinstance(data, list) else [])
+            if isinstance(row, dict)
+            if "symbol" in row
+        )
+        planned.append(_PlannedFrame((frame.t - first) / 1e9, channel, symbols, frame.text))
+    return planned, status
+
+
+async def _serve_recording(header: RecordingHeader, frames: list[Frame], port: int, speed: float) -> None:
+    """Serve the recording to every client that connects, until SIGINT/SIGTERM."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    planned, status = _plan(frames)
+    wanted_by_recording = {
+        (str(s.get("channel")), sym) for s in header.subscriptions for sym in (s.get("symbol") or [""])
+    }
+
+    async def handle(websocket: ServerConnection) -> None:
+        await _ReplayConnection(websocket, planned, status, wanted_by_recording, speed).run()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    async with serve(handle, "127.0.0.1", port) as server:
+        bound = server.sockets[0].getsockname()[1]
+        print(f"ws://127.0.0.1:{bound}/v2", flush=True)
+        print(f"Replaying {len(planned)} frames at {speed:g}x to each client; Ctrl-C stops.", flush=True)
+        await stop.wait()
+
+
+class _ReplayConnection:
+    """One client of the replay server: acks its requests, plays the recording at its pace."""
+
+    def __init__(
+        self,
+        websocket: Any,
+        planned: list[_PlannedFrame],
+        status: str | None,
+        recorded: set[tuple[str, str]],
+        speed: float,
+    ) -> None:
+        self.websocket = websocket
+        self.planned = planned
+        self.status = status or json.dumps(
+            {"channel": "status", "type": "update", "data": [{"system": "online", "api_version": "v2"}]}
+        )
+        self.recorded = recorded
+        self.speed = speed
+        self.wanted: set[tuple[str, str]] = set()
+        self.changed = asyncio.Event()
+
+    async def run(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        player: asyncio.Task[None] | None = None
+        try:
+            await self.websocket.send(self.status)
+            async for text in self.websocket:
+                await self._answer(text)
+                if player is None and self.wanted:
+                    player = asyncio.create_task(self._play())
+        except ConnectionClosed:
+            pass
+        finally:
+            if player is not None:
+                player.cancel()
+
+    async def _answer(self, text: str | bytes) -> None:
+        now = _rfc3339()
+        try:
+            request = json.loads(text)
+            method = request["method"]
+        except (ValueError, TypeError, KeyError):
+            await self.websocket.send(json.dumps({"error": "EGeneral:Invalid arguments", "success": False}))
+            return
+        req_id = request.get("req_id")
+        if method == "ping":
+            await self.websocket.send(
+                json.dumps({"method": "pong", "req_id": req_id, "time_in": now, "time_out": now})
+            )
+            return
+        params = request.get("params") if isinstance(request.get("params"), dict) else {}
+        if method not in ("subscribe", "unsubscribe") or "channel" not in params:
+            answer = {
+                "method": method,
+                "req_id": req_id,
+                "success": False,
+                "error": "EGeneral:Invalid arguments",
+            }
+            await self.websocket.send(json.dumps(answer))
+            return
+        channel = str(params["channel"])
+        extra = {k: v for k, v in params.items() if k not in ("channel", "symbol")}
+        for symbol in params.get("symbol") or [""]:
+            result = {"channel": channel, **({"symbol": symbol} if symbol else {}), **extra}
+            ack = {"method": method, "req_id": req_id, "result": result, "success": True}
+            await self.websocket.send(json.dumps({**ack, "time_in": now, "time_out": _rfc3339()}))
+            (self.wanted.add if method == "subscribe" else self.wanted.discard)((channel, symbol))
+        self.changed.set()
+
+    async def _play(self) -> None:
+        grace = asyncio.get_running_loop().time() + _REPLAY_START_GRACE
+        while not self.recorded <= self.wanted and (left := grace - asyncio.get_running_loop().time()) > 0:
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), left)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for frame in self.planned:
+            delay = start + frame.offset / self.speed - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self._routed(frame):
+                await self.websocket.send(frame.text)
+        log.info("replay finished; sending heartbeats only")
+        while True:
+            await asyncio.sleep(1.0)
+            await self.websocket.send('{"channel":"heartbeat"}')
+
+    def _routed(self, frame: _PlannedFrame) -> bool:
+        if frame.channel == "heartbeat":
+            return True
+        if not frame.symbols:
+            return (frame.channel, "") in self.wanted
+        return any((frame.channel, symbol) in self.wanted for symbol in frame.symbols)
+
+
+def _rfc3339() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+# -- tail ----------------------------------------------------------------------------------
+
+
+def _tail(args: argparse.Namespace) -> int:
+    with _source(args) as url, KrakenClient(url) as client:
+        client.wait_connected()
+        client.subscribe("ticker", [args.symbol])
+        deadline = math.inf if args.seconds is None else time.monotonic() + args.seconds
+        width = 0
+        try:
+            while time.monotonic() < deadline:
+                line = _ticker_line(args.symbol, client.ticker_latest())
+                if line is not None:
+                    sys.stdout.write("\r" + line.ljust(width))
+                    sys.stdout.flush()
+                    width = max(width, len(line))
+                time.sleep(min(0.25, max(deadline - time.monotonic(), 0)))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+    return 0
+
+
+def _ticker_line(symbol: str, latest: Any) -> str | None:
+    """``BTC/USD  last 64000.1  bid 64000.0 / ask 64000.2  spread 0.2  24h -0.14%`` (None before data)."""
+    if symbol not in latest.index:
+        return None
+    row = latest.loc[symbol]
+    spread = row["ask"] - row["bid"]
+    stamp = row["time"].strftime("%H:%M:%S") if hasattr(row["time"], "strftime") else ""
+    return (
+        f"{symbol}  last {row['last']}  bid {row['bid']} / ask {row['ask']}  "
+        f"spread {spread:.{_decimals(row['bid'], row['ask'])}f}  24h {row['change_pct']:+.2f}%  {stamp}"
+    )
+
+
+def _decimals(*values: float) -> int:
+    """How many decimals the shortest text of ``values`` needs (so spreads print like prices)."""
+    exponents = (Decimal(repr(float(v))).normalize().as_tuple().exponent for v in values)
+    return max((-e for e in exponents if isinstance(e, int)), default=0) if values else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
