@@ -17,10 +17,10 @@ from typing import Any, Protocol
 import anywidget
 import traitlets
 
-from kraken_nb.errors import InvalidParams, KrakenError
+from kraken_nb.errors import KrakenError
 from kraken_nb.widgets.scheduler import Task, shared_scheduler
 
-__all__ = ["STATIC", "StreamWidget", "client_status", "frontend", "validate_symbol"]
+__all__ = ["STATIC", "StreamWidget", "client_status", "frontend"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,13 +74,6 @@ def client_status(client: _Client) -> str:
     if system and system != "online":
         return system
     return "live"
-
-
-def validate_symbol(symbol: object) -> str:
-    """``symbol`` if it is a non-empty ``BASE/QUOTE`` string, else ``InvalidParams``."""
-    if not isinstance(symbol, str) or "/" not in symbol.strip("/"):
-        raise InvalidParams("symbol", symbol, "a 'BASE/QUOTE' string such as 'BTC/USD'")
-    return symbol
 
 
 class StreamWidget(anywidget.AnyWidget):

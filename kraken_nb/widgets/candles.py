@@ -25,9 +25,9 @@ from typing import Any
 import plotly
 import traitlets
 
-from kraken_nb.core.params import OHLC_INTERVALS
+from kraken_nb.core.params import OHLC_INTERVALS, validate_symbol
 from kraken_nb.errors import InvalidParams
-from kraken_nb.widgets.base import StreamWidget, frontend, validate_symbol
+from kraken_nb.widgets.base import StreamWidget, frontend
 
 __all__ = ["CandleChart", "plotly_js"]
 

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import traitlets
 
-from kraken_nb.core.params import BOOK_DEPTHS
+from kraken_nb.core.params import BOOK_DEPTHS, validate_symbol
 from kraken_nb.errors import InvalidParams
-from kraken_nb.widgets.base import StreamWidget, client_status, frontend, validate_symbol
+from kraken_nb.widgets.base import StreamWidget, client_status, frontend
 
 __all__ = ["DepthColumn", "DepthHeatmap", "bin_levels", "grid_step"]
 

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import traitlets
 
+from kraken_nb.core.params import validate_symbol
 from kraken_nb.errors import InvalidParams
-from kraken_nb.widgets.base import StreamWidget, frontend, validate_symbol
+from kraken_nb.widgets.base import StreamWidget, frontend
 
 __all__ = ["TradeTape"]
 

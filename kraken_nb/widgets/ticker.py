@@ -13,8 +13,9 @@ from typing import Any
 
 import traitlets
 
+from kraken_nb.core.params import validate_symbol
 from kraken_nb.errors import InvalidParams
-from kraken_nb.widgets.base import StreamWidget, frontend, validate_symbol
+from kraken_nb.widgets.base import StreamWidget, frontend
 
 __all__ = ["TICKER_FIELDS", "TickerBoard"]
 
