@@ -1,4 +1,9 @@
-"""Fixtures for browser tests: one JupyterLab and one Chromium per session, a fresh page per test."""
+"""Fixtures for browser tests: one JupyterLab and one Chromium for this package, a fresh page per test.
+
+Both are package-scoped, not session-scoped: playwright's sync API keeps an
+event loop running on the main thread while a browser is open, which would
+break every later test that calls ``asyncio.run``.
+"""
 
 from __future__ import annotations
 
@@ -39,9 +44,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
-    """A JupyterLab on loopback for the whole session; kernels and server are shut down afterwards."""
+    """A JupyterLab on loopback for the browser tests; kernels and server are shut down afterwards."""
     server = start_lab_server(tmp_path_factory.mktemp("jupyterlab"))
     try:
         yield server
@@ -49,9 +54,9 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         stop_lab_server(server)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """Headless system Chromium for the whole session."""
+    """Headless system Chromium for the browser tests."""
     with sync_playwright() as playwright:
         chromium = launch_browser(playwright)
         try:
