@@ -1,0 +1,84 @@
+"""Sizes and places of one benchmark run: the full run and the tiny ``--quick`` one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["HERE", "Settings"]
+
+HERE = Path(__file__).resolve().parent
+"""The ``benchmarks`` folder."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a benchmark needs to know about the run it is part of."""
+
+    quick: bool = False
+    seed: int = 7
+    corpus_dir: Path = field(default_factory=lambda: HERE / ".corpus")
+    out_dir: Path = field(default_factory=lambda: HERE / "results")
+
+    # -- corpus -----------------------------------------------------------------
+
+    @property
+    def book10_updates(self) -> int:
+        """Book updates after the snapshot at depth 10."""
+        return 300 if self.quick else 20_000
+
+    @property
+    def book1000_updates(self) -> int:
+        """Book updates after the snapshot at depth 1000."""
+        return 60 if self.quick else 2_000
+
+    @property
+    def channel_frames(self) -> int:
+        """Frames of each of the trade, ticker and ohlc corpora."""
+        return 300 if self.quick else 20_000
+
+    @property
+    def rounds(self) -> int:
+        """Interleaved timing rounds (the best of them counts)."""
+        return 1 if self.quick else 3
+
+    # -- DataFrames ----------------------------------------------------------------
+
+    @property
+    def trade_rows(self) -> int:
+        """Trades appended for the append / to_frame / memory figures."""
+        return 20_000 if self.quick else 1_000_000
+
+    @property
+    def long_run_rows(self) -> int:
+        """Trades appended to the bounded buffer of the long run."""
+        return 100_000 if self.quick else 5_000_000
+
+    @property
+    def long_run_max_rows(self) -> int:
+        """``max_rows`` of the bounded buffer of the long run."""
+        return 2_000 if self.quick else 100_000
+
+    # -- end to end ------------------------------------------------------------------
+
+    @property
+    def speeds(self) -> tuple[float, ...]:
+        """Simulator speeds tried in rising order."""
+        return (1.0, 20.0) if self.quick else (1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
+
+    @property
+    def window_s(self) -> float:
+        """Seconds measured at each speed (after settling)."""
+        return 1.0 if self.quick else 4.0
+
+    @property
+    def settle_s(self) -> float:
+        """Seconds given to each new speed before measuring."""
+        return 0.5 if self.quick else 1.0
+
+    # -- widgets -------------------------------------------------------------------------
+
+    @property
+    def widget_ticks(self) -> int:
+        """Widget ticks (at 10 Hz: a tenth of a second of data each) measured per widget."""
+        return 10 if self.quick else 100

@@ -1,0 +1,148 @@
+"""Smoke test of the benchmark suite: a ``--quick`` run yields every row with finite numbers.
+
+It checks structure, never speed: the machine running the tests is shared
+and noisy, so no figure is compared with a threshold here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if importlib.util.find_spec("benchmarks") is None:  # pytest run from outside the repository
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.core_throughput import FeedFailed, feed_all  # noqa: E402
+from benchmarks.corpus import book_corpus, channel_corpora  # noqa: E402
+
+# The rows the brief asks for, by stable key.
+BOOK_ROWS = ("feed", "orjson", "loads_exact", "sdk", "order_book_apply", "order_book_verified")
+CHANNEL_ROWS = ("feed", "orjson", "loads_exact")
+EXPECTED_KEYS = (
+    [f"core.book{depth}.{row}" for depth in (10, 1000) for row in BOOK_ROWS]
+    + [f"core.{channel}.{row}" for channel in ("trade", "ticker", "ohlc") for row in CHANNEL_ROWS]
+    + ["e2e.sustained_rate", "e2e.latency_p50", "e2e.latency_p99"]
+    + [f"dataframes.{key}" for key in ("append", "to_frame", "to_frame_cached", "memory", "max_rows_peak")]
+    + [f"widgets.{name}" for name in ("TickerBoard", "TradeTape", "CandleChart", "DepthHeatmap")]
+)
+# Rows that depend on an optional package (the "bench" extra), and the module each needs.
+OPTIONAL = {
+    "sdk": "kraken",
+    "order_book_apply": "order_book",
+    "order_book_verified": "order_book",
+    "orjson": "orjson",
+}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("benchmarks")
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "--out",
+            str(out),
+            "--corpus-dir",
+            str(out / "corpus"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    return {
+        "stdout": completed.stdout,
+        "json": json.loads((out / "latest.json").read_text(encoding="utf-8")),
+        "markdown": (out / "latest.md").read_text(encoding="utf-8"),
+        "corpus": sorted(p.name for p in (out / "corpus").iterdir()),
+    }
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+@pytest.mark.timeout(120)
+def test_every_row_is_present_with_finite_numbers(quick_run: dict[str, Any]) -> None:
+    rows = {row["key"]: row for row in quick_run["json"]["rows"]}
+    missing = [key for key in EXPECTED_KEYS if key not in rows]
+    assert not missing, f"rows missing from the table: {missing}"
+    for key, row in rows.items():
+        assert isinstance(row["value"], (int, float)) and math.isfinite(row["value"]), (key, row["value"])
+        if row["ratio"] is not None:
+            assert math.isfinite(row["ratio"]) and row["ratio"] > 0, (key, row["ratio"])
+        assert row["status"] in ("met", "missed", "info", "unavailable"), (key, row["status"])
+        if row["status"] == "unavailable":
+            module = OPTIONAL.get(key.rsplit(".", 1)[-1])
+            assert module is not None and not _installed(module), (
+                f"{key} unavailable but {module} is installed"
+            )
+        else:
+            assert row["value"] > 0 or key.startswith("e2e."), (key, row["value"])
+    targets = [row for row in rows.values() if row["target"]]
+    assert {row["key"] for row in targets} >= {"core.book10.orjson", "dataframes.max_rows_peak"}
+    assert all(row["status"] in ("met", "missed", "unavailable") for row in targets)
+
+
+@pytest.mark.timeout(120)
+def test_printed_table_matches_the_written_files(quick_run: dict[str, Any]) -> None:
+    markdown = quick_run["markdown"]
+    assert quick_run["stdout"] == markdown
+    table = [line for line in markdown.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| Benchmark | Case | Value |")
+    for row in quick_run["json"]["rows"]:
+        assert any(f"| {row['benchmark']} | {row['case']} |" in line for line in table), row["case"]
+    assert quick_run["json"]["meta"]["quick"] is True
+    assert set(quick_run["json"]["benchmarks"]) == {"core", "e2e", "dataframes", "widgets"}
+
+
+@pytest.mark.timeout(120)
+def test_the_run_generated_and_cached_every_corpus(quick_run: dict[str, Any]) -> None:
+    names = {name.split("-", 1)[0] for name in quick_run["corpus"]}
+    assert names == {"book10", "book1000", "trade", "ticker", "ohlc"}
+    assert all(name.endswith(".jsonl.gz") for name in quick_run["corpus"])
+
+
+def test_book_corpus_is_deterministic_and_its_checksums_verify() -> None:
+    first = book_corpus(10, 50, seed=3)
+    again = book_corpus(10, 50, seed=3)
+    other = book_corpus(10, 50, seed=4)
+    assert first.frames == again.frames and first.snapshot == again.snapshot
+    assert first.frames != other.frames
+    assert len(first.frames) == 50
+    assert all(json.loads(frame)["type"] == "update" for frame in first.frames)
+    feed_all(first)  # raises FeedFailed on any checksum mismatch
+    deep = book_corpus(1000, 20, seed=3)
+    assert len(json.loads(deep.snapshot)["data"][0]["bids"]) == 1000
+    feed_all(deep)
+
+
+def test_feed_all_rejects_a_corpus_with_a_wrong_checksum() -> None:
+    corpus = book_corpus(10, 20, seed=3)
+    frame = json.loads(corpus.frames[5])
+    frame["data"][0]["checksum"] ^= 1
+    bad_frame = json.dumps(frame, separators=(",", ":"))
+    tampered = replace(corpus, frames=(*corpus.frames[:5], bad_frame, *corpus.frames[6:]))
+    with pytest.raises(FeedFailed):
+        feed_all(tampered)
+
+
+def test_channel_corpora_hold_only_their_channel() -> None:
+    corpora = channel_corpora(20, seed=3)
+    for channel, corpus in corpora.items():
+        assert len(corpus.frames) == 20
+        assert {json.loads(frame)["channel"] for frame in corpus.frames} == {channel}
+        feed_all(corpus)
