@@ -271,7 +271,7 @@ class KrakenClient:
             return book.copy() if book is not None else None
 
     def book_history(self, symbol: str | None = None, last: int | None = None) -> pd.DataFrame:
-        """Top of book after every book message: bid, ask, mid, spread, valid."""
+        """Top of book each time it changed: bid, ask, their sizes, mid, spread, valid."""
         with self._lock:
             return self._session.book_tops.to_frame(symbol=symbol, last=last)
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kraken_nb.core.wire import checksum_of, level_text, to_decimal
+from kraken_nb.core.wire import checksum_of, number_text, to_decimal
 from kraken_nb.errors import InvalidParams, MalformedMessage
 
 __all__ = ["OrderBook"]
@@ -29,6 +29,7 @@ CHECKSUM_LEVELS = 10
 """Levels per side that enter the checksum."""
 
 _ZERO = Decimal(0)
+_PRICE_TEXT_CACHE = 4096
 _SIDES = ("bid", "ask")
 
 # A stored level: (price, qty, checksum text, float price, float qty).
@@ -46,21 +47,6 @@ class _Side:
         self.sign = sign
         self.levels: dict[Decimal, _Level] = {}
         self.keys: list[Decimal] = []
-
-    def key(self, price: Decimal) -> Decimal:
-        """The sort key of ``price``: itself for asks, negated for bids."""
-        return -price if self.sign < 0 else price
-
-    def set(self, key: Decimal, level: _Level) -> None:
-        """Insert or overwrite the level under ``key``."""
-        if key not in self.levels:
-            insort(self.keys, key)
-        self.levels[key] = level
-
-    def delete(self, key: Decimal) -> None:
-        """Remove the level under ``key``; a missing level is ignored."""
-        if self.levels.pop(key, None) is not None:
-            del self.keys[bisect_left(self.keys, key)]
 
     def replace(self, levels: dict[Decimal, _Level]) -> None:
         """Replace every level (one sort, for snapshots)."""
@@ -121,6 +107,7 @@ class OrderBook:
         self.last_checksum: int | None = None
         self._bids = _Side(-1)
         self._asks = _Side(1)
+        self._price_texts: dict[Decimal, str] = {}  # prices recur: format each once
 
     # -- mutation -----------------------------------------------------------------
 
@@ -180,9 +167,11 @@ class OrderBook:
 
     def checksum(self) -> int:
         """Unsigned CRC32 of the current book, as Kraken computes it."""
+        asks, bids = self._asks, self._bids
+        ask_levels, bid_levels = asks.levels, bids.levels
         return checksum_of(
-            (level[2] for level in self._asks.top(CHECKSUM_LEVELS)),
-            (level[2] for level in self._bids.top(CHECKSUM_LEVELS)),
+            [ask_levels[key][2] for key in asks.keys[:CHECKSUM_LEVELS]],
+            [bid_levels[key][2] for key in bids.keys[:CHECKSUM_LEVELS]],
         )
 
     # -- views --------------------------------------------------------------------
@@ -285,13 +274,19 @@ class OrderBook:
         return side.levels[side.keys[0]] if side.keys else None
 
     def _level(self, price: Decimal, qty: Decimal) -> _Level:
-        text = level_text(price, qty, self.price_precision, self.qty_precision)
+        texts = self._price_texts
+        price_text = texts.get(price)
+        if price_text is None:
+            if len(texts) > _PRICE_TEXT_CACHE:
+                texts.clear()
+            price_text = texts[price] = number_text(price, self.price_precision)
+        text = price_text + number_text(qty, self.qty_precision)
         return (price, qty, text, float(price), float(qty))
 
     def _build(self, side: _Side, pairs: list[_Pair]) -> dict[Decimal, _Level]:
         levels: dict[Decimal, _Level] = {}
         for price, qty in pairs:
-            key = side.key(price)
+            key = -price if side.sign < 0 else price
             if qty == 0:
                 levels.pop(key, None)
             else:
@@ -299,12 +294,15 @@ class OrderBook:
         return levels
 
     def _update(self, side: _Side, pairs: list[_Pair]) -> None:
+        levels, keys, negate = side.levels, side.keys, side.sign < 0
         for price, qty in pairs:
-            key = side.key(price)
-            if qty == 0:
-                side.delete(key)
-            else:
-                side.set(key, self._level(price, qty))
+            key = -price if negate else price
+            if qty:
+                if key not in levels:
+                    insort(keys, key)
+                levels[key] = self._level(price, qty)
+            elif levels.pop(key, None) is not None:
+                del keys[bisect_left(keys, key)]
 
     def _parse(self, entry: Mapping[str, Any]) -> tuple[list[_Pair], list[_Pair], int, str | None]:
         """Validate a whole entry without touching the book."""
@@ -333,14 +331,19 @@ def _is_int(value: object) -> bool:
 def _pairs(entry: Mapping[str, Any], name: str) -> list[_Pair]:
     """The validated ``(price, qty)`` Decimals of ``entry[name]``."""
     raw = entry.get(name)
-    if not isinstance(raw, Sequence) or isinstance(raw, (str, bytes)):
+    if type(raw) is not list and (not isinstance(raw, Sequence) or isinstance(raw, (str, bytes))):
         raise MalformedMessage(f"book entry needs a {name!r} list, got {raw!r}", entry)
     pairs: list[_Pair] = []
     for level in raw:
-        if not isinstance(level, Mapping) or "price" not in level or "qty" not in level:
+        # The exact decoder hands out dicts of Decimals: check those with plain type tests.
+        if type(level) is not dict and not isinstance(level, Mapping):
             raise MalformedMessage(f"{name} level needs 'price' and 'qty', got {level!r}", entry)
-        price = _number(level["price"], f"{name} price", entry)
-        qty = _number(level["qty"], f"{name} qty", entry)
+        price = level.get("price")
+        qty = level.get("qty")
+        if type(price) is not Decimal or not price.is_finite():
+            price = _number(price, f"{name} price", entry)
+        if type(qty) is not Decimal or not qty.is_finite():
+            qty = _number(qty, f"{name} qty", entry)
         if price <= 0:
             raise MalformedMessage(f"{name} price must be positive, got {level['price']!r}", entry)
         if qty < 0:
@@ -350,6 +353,8 @@ def _pairs(entry: Mapping[str, Any], name: str) -> list[_Pair]:
 
 
 def _number(value: object, what: str, entry: Mapping[str, Any]) -> Decimal:
+    if value is None:
+        raise MalformedMessage(f"{what.split()[0]} level needs 'price' and 'qty', got {value!r}", entry)
     try:
         number = to_decimal(value)  # type: ignore[arg-type]
     except (TypeError, ArithmeticError, ValueError):

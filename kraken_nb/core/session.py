@@ -127,6 +127,7 @@ class Session:
         self._depth_levels = depth_levels
         self._depth_sample_ns = depth_sample_ns
         self._last_depth_sample: dict[str, int] = {}
+        self._last_top: dict[str, tuple[Any, Any, bool]] = {}
         self._wanted: dict[SubKey, Subscription] = {}
         self._confirmed: set[SubKey] = set()
         self._ids = RequestIds()
@@ -432,16 +433,20 @@ class Session:
         return [Event("book", symbol, book.version)]
 
     def _record_top(self, book: OrderBook, received_ns: int) -> None:
+        """Append the top of book when it changed; take a depth sample when one is due."""
         bid, ask = book.best_bid(), book.best_ask()
-        self.book_tops.append(
-            book.symbol,
-            received_ns,
-            bid[0] if bid else float("nan"),
-            bid[1] if bid else float("nan"),
-            ask[0] if ask else float("nan"),
-            ask[1] if ask else float("nan"),
-            book.valid,
-        )
+        top = (bid, ask, book.valid)
+        if self._last_top.get(book.symbol) != top:
+            self._last_top[book.symbol] = top
+            self.book_tops.append(
+                book.symbol,
+                received_ns,
+                bid[0] if bid else None,
+                bid[1] if bid else None,
+                ask[0] if ask else None,
+                ask[1] if ask else None,
+                book.valid,
+            )
         last = self._last_depth_sample.get(book.symbol)
         if last is None or received_ns - last >= self._depth_sample_ns:
             self._last_depth_sample[book.symbol] = received_ns

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["checksum_of", "level_text", "loads_exact", "to_decimal"]
+__all__ = ["checksum_of", "level_text", "loads_exact", "number_text", "to_decimal"]
 
 _decode_exact = json.JSONDecoder(parse_float=Decimal).decode
 
@@ -49,9 +49,21 @@ def level_text(price: Decimal, qty: Decimal, price_precision: int, qty_precision
     leading zeros stripped: ``29430.3`` at precision 1 gives ``294303`` and
     ``0.00011621`` at precision 8 gives ``11621``.
     """
-    price_text = f"{price:.{price_precision}f}".replace(".", "").lstrip("0")
-    qty_text = f"{qty:.{qty_precision}f}".replace(".", "").lstrip("0")
-    return price_text + qty_text
+    return number_text(price, price_precision) + number_text(qty, qty_precision)
+
+
+def number_text(value: Decimal, precision: int) -> str:
+    """``value`` at ``precision`` decimals, without the point and leading zeros.
+
+    Wire values rarely carry more decimals than their precision, so the fast
+    path pads ``str(value)``; exponents, signs, special values and longer
+    fractions take the exact ``format`` path (which rounds like Kraken's).
+    """
+    text = str(value)
+    head, _, fraction = text.partition(".")
+    if len(fraction) <= precision and "E" not in text and text[0].isdigit():
+        return (head + fraction + "0" * (precision - len(fraction))).lstrip("0")
+    return f"{value:.{precision}f}".replace(".", "").lstrip("0")
 
 
 def checksum_of(asks_best_first: Iterable[str], bids_best_first: Iterable[str]) -> int:
