@@ -17,6 +17,7 @@ __all__ = [
     "InvalidParams",
     "KrakenError",
     "MalformedMessage",
+    "RecordingError",
     "RequestTimeout",
     "ServerError",
     "SubscriptionRejected",
@@ -56,6 +57,10 @@ class MalformedMessage(KrakenError, ValueError):
         if len(shown) > 200:
             shown = shown[:200] + "…"
         super().__init__(f"malformed message: {reason}" + (f" in {shown}" if frame is not None else ""))
+
+
+class RecordingError(KrakenError, ValueError):
+    """A recording file is not in the expected format; names the file and line."""
 
 
 class ServerError(KrakenError):

@@ -28,7 +28,7 @@ from typing import IO, Any, Final
 
 from kraken_nb.core.params import Subscription, validate_subscription
 from kraken_nb.core.session import Session
-from kraken_nb.errors import KrakenError
+from kraken_nb.errors import RecordingError
 
 __all__ = [
     "FORMAT",
@@ -50,10 +50,6 @@ FORMAT: Final = "kraken_nb.recording"
 FORMAT_VERSION: Final = 1
 
 Path = str | PathLike[str]
-
-
-class RecordingError(KrakenError, ValueError):
-    """A recording file is not in the expected format; names the file and line."""
 
 
 @dataclass(frozen=True, slots=True)

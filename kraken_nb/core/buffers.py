@@ -42,6 +42,7 @@ from kraken_nb.core.timestamps import parse_rfc3339_ns
 from kraken_nb.errors import InvalidParams, MalformedMessage
 
 __all__ = [
+    "TICKER_FIELDS",
     "BookTopBuffer",
     "CandleBuffer",
     "ColumnarBuffer",
@@ -437,7 +438,7 @@ class TradeBuffer(ColumnarBuffer):
         return sum(self._add(values) for values in converted)
 
 
-_TICKER_NUMBERS = (
+TICKER_FIELDS = (
     "bid",
     "bid_qty",
     "ask",
@@ -450,6 +451,7 @@ _TICKER_NUMBERS = (
     "change",
     "change_pct",
 )
+"""The numeric fields of a ticker row, in wire order."""
 
 
 class TickerBuffer(ColumnarBuffer):
@@ -459,7 +461,7 @@ class TickerBuffer(ColumnarBuffer):
     ``None`` number is stored as NaN.
     """
 
-    _fields = (("time", "time"), ("symbol", "category"), *((name, "float") for name in _TICKER_NUMBERS))
+    _fields = (("time", "time"), ("symbol", "category"), *((name, "float") for name in TICKER_FIELDS))
 
     def __init__(self, *, capacity: int = 1024, max_rows: int | None = None) -> None:
         super().__init__(capacity=capacity, max_rows=max_rows)
@@ -469,7 +471,7 @@ class TickerBuffer(ColumnarBuffer):
 
     def _convert(self, row: Mapping[str, Any], time_ns: int) -> tuple[Any, ...]:
         try:
-            numbers = tuple(_number(row[name]) for name in _TICKER_NUMBERS)
+            numbers = tuple(_number(row[name]) for name in TICKER_FIELDS)
             symbol = self._symbol_codes[row["symbol"]]
         except _BAD_ROW as exc:
             raise _malformed("ticker", row, exc) from exc
@@ -497,7 +499,7 @@ class TickerBuffer(ColumnarBuffer):
             rows = list(self._latest.values())
             index = pd.Index([self._symbols[values[1]] for values in rows], dtype="str", name="symbol")
             data: dict[str, Any] = {"time": _utc(np.array([values[0] for values in rows], dtype=np.int64))}
-            for offset, name in enumerate(_TICKER_NUMBERS, start=2):
+            for offset, name in enumerate(TICKER_FIELDS, start=2):
                 data[name] = np.array([values[offset] for values in rows], dtype=np.float64)
             self._latest_frame = pd.DataFrame(data, index=index, copy=False)
             self._latest_version = self._version

@@ -13,26 +13,13 @@ from typing import Any
 
 import traitlets
 
+from kraken_nb.core.buffers import TICKER_FIELDS
 from kraken_nb.core.params import validate_symbol
 from kraken_nb.errors import InvalidParams
 from kraken_nb.widgets.base import StreamWidget, frontend
 
 __all__ = ["TICKER_FIELDS", "TickerBoard"]
 
-TICKER_FIELDS = (
-    "last",
-    "bid",
-    "bid_qty",
-    "ask",
-    "ask_qty",
-    "volume",
-    "vwap",
-    "low",
-    "high",
-    "change",
-    "change_pct",
-)
-"""The ``client.ticker_latest()`` columns copied into each row."""
 
 _ESM, _CSS = frontend("ticker")
 
