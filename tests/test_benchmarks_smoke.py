@@ -25,8 +25,8 @@ from benchmarks.core_throughput import FeedFailed, feed_all  # noqa: E402
 from benchmarks.corpus import book_corpus, channel_corpora  # noqa: E402
 
 # The rows the brief asks for, by stable key.
-BOOK_ROWS = ("feed", "orjson", "loads_exact", "sdk", "order_book_apply", "order_book_verified")
-CHANNEL_ROWS = ("feed", "orjson", "loads_exact")
+BOOK_ROWS = ("feed", "orjson", "loads", "loads_exact", "sdk", "order_book_apply", "order_book_verified")
+CHANNEL_ROWS = ("feed", "orjson", "loads", "loads_exact")
 EXPECTED_KEYS = (
     [f"core.book{depth}.{row}" for depth in (10, 1000) for row in BOOK_ROWS]
     + [f"core.{channel}.{row}" for channel in ("trade", "ticker", "ohlc") for row in CHANNEL_ROWS]

@@ -2,9 +2,17 @@
 
 Each side keeps a dict of levels and a sorted list of keys maintained with
 ``bisect`` (bids under negated prices, so both lists run best first). A level
-is stored with its exact ``Decimal`` price and quantity, its checksum text
-(formatted once, when the level is set) and float copies for the views, so a
-checksum joins twenty cached strings and nothing re-sorts a whole side.
+is stored with its price, its quantity and its checksum text (formatted once,
+when the level is set), so a checksum joins twenty cached strings and nothing
+re-sorts a whole side.
+
+Exactness: prices are keyed as floats, which is exact for any price of at
+most 15 significant digits (two such decimals never share a float, and the
+float's ``repr`` is the decimal again); a price with more digits is refused
+rather than rounded. Quantities are kept as they arrive: a ``Decimal`` from
+the exact decoder for long values (8 integer + 8 fraction digits do not fit a
+float), else a float whose ``repr`` is its wire text. Checksum texts come from
+that exact text, never from a rounded float.
 """
 
 from __future__ import annotations
@@ -28,14 +36,15 @@ logger = logging.getLogger(__name__)
 CHECKSUM_LEVELS = 10
 """Levels per side that enter the checksum."""
 
-_ZERO = Decimal(0)
-_PRICE_TEXT_CACHE = 4096
+_TEXT_CACHE = 4096
+_INF = float("inf")
 _SIDES = ("bid", "ask")
 
-# A stored level: (price, qty, checksum text, float price, float qty).
-_Level = tuple[Decimal, Decimal, str, float, float]
-# A validated wire level: (price, qty).
-_Pair = tuple[Decimal, Decimal]
+_Qty = float | Decimal
+# A stored level: (price, qty, checksum text).
+_Level = tuple[float, _Qty, str]
+# A validated change: (sort key, the new level or None to delete it).
+_Change = tuple[float, _Level | None]
 
 
 class _Side:
@@ -45,10 +54,10 @@ class _Side:
 
     def __init__(self, sign: int) -> None:
         self.sign = sign
-        self.levels: dict[Decimal, _Level] = {}
-        self.keys: list[Decimal] = []
+        self.levels: dict[float, _Level] = {}
+        self.keys: list[float] = []
 
-    def replace(self, levels: dict[Decimal, _Level]) -> None:
+    def replace(self, levels: dict[float, _Level]) -> None:
         """Replace every level (one sort, for snapshots)."""
         self.levels = levels
         self.keys = sorted(levels)
@@ -107,7 +116,9 @@ class OrderBook:
         self.last_checksum: int | None = None
         self._bids = _Side(-1)
         self._asks = _Side(1)
-        self._price_texts: dict[Decimal, str] = {}  # prices recur: format each once
+        # prices (and many sizes) recur: format each once
+        self._price_texts: dict[float, str] = {}
+        self._qty_texts: dict[_Qty, str] = {}
 
     # -- mutation -----------------------------------------------------------------
 
@@ -121,8 +132,8 @@ class OrderBook:
         bids, asks, expected, timestamp = self._parse(entry)
         is_snapshot = (not self._bids.levels and not self._asks.levels) if snapshot is None else snapshot
         if is_snapshot:
-            self._bids.replace(self._build(self._bids, bids))
-            self._asks.replace(self._build(self._asks, asks))
+            self._bids.replace(self._build(bids))
+            self._asks.replace(self._build(asks))
         else:
             self._update(self._bids, bids)
             self._update(self._asks, asks)
@@ -178,47 +189,47 @@ class OrderBook:
 
     def bids(self, n: int | None = None) -> list[tuple[float, float]]:
         """The best ``n`` bids (all when None) as ``(price, qty)`` floats, highest price first."""
-        return [(level[3], level[4]) for level in self._bids.top(n)]
+        return [(level[0], float(level[1])) for level in self._bids.top(n)]
 
     def asks(self, n: int | None = None) -> list[tuple[float, float]]:
         """The best ``n`` asks (all when None) as ``(price, qty)`` floats, lowest price first."""
-        return [(level[3], level[4]) for level in self._asks.top(n)]
+        return [(level[0], float(level[1])) for level in self._asks.top(n)]
 
     def levels_exact(self, side: str, n: int | None = None) -> list[tuple[Decimal, Decimal]]:
         """The best ``n`` levels of ``side`` ("bid" or "ask") as exact ``(price, qty)`` Decimals."""
-        return [(level[0], level[1]) for level in self._side(side).top(n)]
+        return [(to_decimal(level[0]), to_decimal(level[1])) for level in self._side(side).top(n)]
 
     def best_bid(self) -> tuple[float, float] | None:
         """The highest bid as ``(price, qty)``, or None when there are no bids."""
         level = self._best(self._bids)
-        return None if level is None else (level[3], level[4])
+        return None if level is None else (level[0], float(level[1]))
 
     def best_ask(self) -> tuple[float, float] | None:
         """The lowest ask as ``(price, qty)``, or None when there are no asks."""
         level = self._best(self._asks)
-        return None if level is None else (level[3], level[4])
+        return None if level is None else (level[0], float(level[1]))
 
     def spread(self) -> float | None:
         """Best ask minus best bid (computed exactly), or None when a side is empty."""
         bid, ask = self._best(self._bids), self._best(self._asks)
         if bid is None or ask is None:
             return None
-        return float(ask[0] - bid[0])
+        return float(to_decimal(ask[0]) - to_decimal(bid[0]))
 
     def mid(self) -> float | None:
         """Midpoint of the best bid and ask (computed exactly), or None when a side is empty."""
         bid, ask = self._best(self._bids), self._best(self._asks)
         if bid is None or ask is None:
             return None
-        return float((ask[0] + bid[0]) / 2)
+        return float((to_decimal(ask[0]) + to_decimal(bid[0])) / 2)
 
     def imbalance(self, n: int = 10) -> float | None:
         """``(bid volume - ask volume) / (bid volume + ask volume)`` over the top ``n`` levels.
 
         None when both volumes are zero (an empty book).
         """
-        bid_volume = sum((level[1] for level in self._bids.top(n)), _ZERO)
-        ask_volume = sum((level[1] for level in self._asks.top(n)), _ZERO)
+        bid_volume = sum(float(level[1]) for level in self._bids.top(n))
+        ask_volume = sum(float(level[1]) for level in self._asks.top(n))
         total = bid_volume + ask_volume
         if total == 0:
             return None
@@ -273,38 +284,74 @@ class OrderBook:
     def _best(side: _Side) -> _Level | None:
         return side.levels[side.keys[0]] if side.keys else None
 
-    def _level(self, price: Decimal, qty: Decimal) -> _Level:
-        texts = self._price_texts
-        price_text = texts.get(price)
-        if price_text is None:
-            if len(texts) > _PRICE_TEXT_CACHE:
-                texts.clear()
-            price_text = texts[price] = number_text(price, self.price_precision)
-        text = price_text + number_text(qty, self.qty_precision)
-        return (price, qty, text, float(price), float(qty))
+    def _changes(self, entry: Mapping[str, Any], name: str, negate: bool) -> list[_Change]:
+        """Validate ``entry[name]`` and turn it into ``(key, level or None for a delete)``.
 
-    def _build(self, side: _Side, pairs: list[_Pair]) -> dict[Decimal, _Level]:
-        levels: dict[Decimal, _Level] = {}
-        for price, qty in pairs:
-            key = -price if side.sign < 0 else price
-            if qty == 0:
+        One pass does the checks and the formatting, so nothing is touched
+        before the whole entry is known to be good.
+        """
+        raw = entry.get(name)
+        if type(raw) is not list and (not isinstance(raw, Sequence) or isinstance(raw, (str, bytes))):
+            raise MalformedMessage(f"book entry needs a {name!r} list, got {raw!r}", entry)
+        texts, qty_texts = self._price_texts, self._qty_texts
+        price_precision, qty_precision = self.price_precision, self.qty_precision
+        changes: list[_Change] = []
+        for level in raw:
+            # Decoded frames hold dicts of floats (or Decimals): check those with plain type tests.
+            if type(level) is not dict and not isinstance(level, Mapping):
+                raise MalformedMessage(f"{name} level needs 'price' and 'qty', got {level!r}", entry)
+            price = level.get("price")
+            qty = level.get("qty")
+            if type(price) is not float:
+                price = _price(price, name, entry)
+            if type(qty) is not float and (type(qty) is not Decimal or not qty.is_finite()):
+                qty = _number(qty, f"{name} qty", entry)
+            if not 0 < price < _INF:
+                raise MalformedMessage(
+                    f"{name} price must be positive and finite, got {level['price']!r}", entry
+                )
+            if not 0 <= qty < _INF:
+                raise MalformedMessage(
+                    f"{name} qty must be a finite number ≥ 0, got {level['qty']!r}", entry
+                )
+            if not qty:
+                changes.append((-price if negate else price, None))
+                continue
+            price_text = texts.get(price)
+            if price_text is None:
+                if len(texts) > _TEXT_CACHE:
+                    texts.clear()
+                price_text = texts[price] = number_text(price, price_precision)
+            qty_text = qty_texts.get(qty)
+            if qty_text is None:
+                if len(qty_texts) > _TEXT_CACHE:
+                    qty_texts.clear()
+                qty_text = qty_texts[qty] = number_text(qty, qty_precision)
+            changes.append((-price if negate else price, (price, qty, price_text + qty_text)))
+        return changes
+
+    @staticmethod
+    def _build(changes: list[_Change]) -> dict[float, _Level]:
+        levels: dict[float, _Level] = {}
+        for key, level in changes:
+            if level is None:
                 levels.pop(key, None)
             else:
-                levels[key] = self._level(price, qty)
+                levels[key] = level
         return levels
 
-    def _update(self, side: _Side, pairs: list[_Pair]) -> None:
-        levels, keys, negate = side.levels, side.keys, side.sign < 0
-        for price, qty in pairs:
-            key = -price if negate else price
-            if qty:
+    @staticmethod
+    def _update(side: _Side, changes: list[_Change]) -> None:
+        levels, keys = side.levels, side.keys
+        for key, level in changes:
+            if level is not None:
                 if key not in levels:
                     insort(keys, key)
-                levels[key] = self._level(price, qty)
+                levels[key] = level
             elif levels.pop(key, None) is not None:
                 del keys[bisect_left(keys, key)]
 
-    def _parse(self, entry: Mapping[str, Any]) -> tuple[list[_Pair], list[_Pair], int, str | None]:
+    def _parse(self, entry: Mapping[str, Any]) -> tuple[list[_Change], list[_Change], int, str | None]:
         """Validate a whole entry without touching the book."""
         if not isinstance(entry, Mapping):
             raise MalformedMessage(f"book entry must be an object, got {type(entry).__name__}", entry)
@@ -321,35 +368,12 @@ class OrderBook:
         timestamp = entry.get("timestamp")
         if timestamp is not None and not isinstance(timestamp, str):
             raise MalformedMessage(f"book timestamp must be a string, got {timestamp!r}", entry)
-        return _pairs(entry, "bids"), _pairs(entry, "asks"), expected, timestamp
+        bids = self._changes(entry, "bids", True)
+        return bids, self._changes(entry, "asks", False), expected, timestamp
 
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _pairs(entry: Mapping[str, Any], name: str) -> list[_Pair]:
-    """The validated ``(price, qty)`` Decimals of ``entry[name]``."""
-    raw = entry.get(name)
-    if type(raw) is not list and (not isinstance(raw, Sequence) or isinstance(raw, (str, bytes))):
-        raise MalformedMessage(f"book entry needs a {name!r} list, got {raw!r}", entry)
-    pairs: list[_Pair] = []
-    for level in raw:
-        # The exact decoder hands out dicts of Decimals: check those with plain type tests.
-        if type(level) is not dict and not isinstance(level, Mapping):
-            raise MalformedMessage(f"{name} level needs 'price' and 'qty', got {level!r}", entry)
-        price = level.get("price")
-        qty = level.get("qty")
-        if type(price) is not Decimal or not price.is_finite():
-            price = _number(price, f"{name} price", entry)
-        if type(qty) is not Decimal or not qty.is_finite():
-            qty = _number(qty, f"{name} qty", entry)
-        if price <= 0:
-            raise MalformedMessage(f"{name} price must be positive, got {level['price']!r}", entry)
-        if qty < 0:
-            raise MalformedMessage(f"{name} qty must not be negative, got {level['qty']!r}", entry)
-        pairs.append((price, qty))
-    return pairs
 
 
 def _number(value: object, what: str, entry: Mapping[str, Any]) -> Decimal:
@@ -362,3 +386,15 @@ def _number(value: object, what: str, entry: Mapping[str, Any]) -> Decimal:
     if not number.is_finite():
         raise MalformedMessage(f"{what} is not finite: {value!r}", entry)
     return number
+
+
+def _price(value: object, name: str, entry: Mapping[str, Any]) -> float:
+    """A non-float price as its float key, refusing one that a float cannot hold exactly."""
+    exact = _number(value, f"{name} price", entry)
+    price = float(exact)
+    if to_decimal(price) != exact:
+        raise MalformedMessage(
+            f"{name} price {value!r} has more than 15 significant digits; the book keys prices exactly",
+            entry,
+        )
+    return price

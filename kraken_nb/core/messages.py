@@ -1,6 +1,7 @@
 """Parse one wire frame, once, into a typed record.
 
-``parse`` decodes with exact decimals (see :mod:`kraken_nb.core.wire`) and
+``parse`` decodes so that every number keeps its exact wire value (floats
+when they can hold it, else ``Decimal``; see :mod:`kraken_nb.core.wire`) and
 returns one of the records below. Frames that are not JSON, or that claim a
 known kind but lack its fields, raise :class:`~kraken_nb.errors.MalformedMessage`;
 well-formed frames of a kind this module does not know become :class:`Unknown`.
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kraken_nb.core.wire import loads_exact
+from kraken_nb.core.wire import loads
 from kraken_nb.errors import MalformedMessage
 
 __all__ = [
@@ -161,7 +162,7 @@ _DATA_CHANNELS: dict[str, type[_ChannelMessage]] = {
 def parse(text: str | bytes) -> Message:
     """Decode one frame into its record; raise ``MalformedMessage`` if it is not valid."""
     try:
-        frame = loads_exact(text)
+        frame = loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedMessage(f"not JSON ({exc})", text) from None
     return parse_object(frame)

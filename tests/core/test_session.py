@@ -309,3 +309,42 @@ def test_status_ping_and_versions():
     )
     assert session.versions[("ticker", "BTC/USD")] == 1
     assert session.tickers.latest().loc["BTC/USD", "last"] == 1.5
+
+
+def test_long_quantities_stay_exact_through_feed_and_mix_with_float_frames():
+    """A frame with 8+8-digit quantities is decoded exactly; later float frames hit the same levels."""
+    import zlib
+    from decimal import Decimal
+
+    pair = {"symbol": "DOGE/USD", "price_precision": 7, "qty_precision": 8}
+    session = connected_session()
+    session.subscribe(validate_subscription("book", "DOGE/USD"))
+    answer_all(session)
+    instrument = {"channel": "instrument", "type": "snapshot", "data": {"assets": [], "pairs": [pair]}}
+    session.feed(json.dumps(instrument), T0)
+
+    def text(price: str, qty: str) -> str:
+        p = f"{Decimal(price):.7f}".replace(".", "").lstrip("0")
+        return p + f"{Decimal(qty):.8f}".replace(".", "").lstrip("0")
+
+    bids = [("0.1234567", "12345678.12345679"), ("0.1234566", "87654321.98765432")]
+    asks = [("0.1234570", "23456789.23456789")]
+    checksum = zlib.crc32("".join(text(*a) for a in asks).encode() + "".join(text(*b) for b in bids).encode())
+    levels = lambda pairs: ",".join(f'{{"price":{p},"qty":{q}}}' for p, q in pairs)  # noqa: E731
+    snapshot = (
+        '{"channel":"book","type":"snapshot","data":[{"symbol":"DOGE/USD",'
+        f'"bids":[{levels(bids)}],"asks":[{levels(asks)}],"checksum":{checksum}}}]}}'
+    )
+    session.feed(snapshot, T0)
+    book = session.books["DOGE/USD"]
+    assert book.valid, "exact quantities must reproduce the checksum"
+    assert book.levels_exact("bid", 1) == [(Decimal("0.1234567"), Decimal("12345678.12345679"))]
+    # a compact float frame deleting the best bid: the float key finds the level stored from a Decimal frame
+    bids = bids[1:]
+    checksum = zlib.crc32("".join(text(*a) for a in asks).encode() + "".join(text(*b) for b in bids).encode())
+    update = (
+        '{"channel":"book","type":"update","data":[{"symbol":"DOGE/USD",'
+        f'"bids":[{{"price":0.1234567,"qty":0.0}}],"asks":[],"checksum":{checksum}}}]}}'
+    )
+    session.feed(update, T0)
+    assert book.valid and len(book.bids()) == 1
