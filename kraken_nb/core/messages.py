@@ -160,12 +160,22 @@ _DATA_CHANNELS: dict[str, type[_ChannelMessage]] = {
 
 
 def parse(text: str | bytes) -> Message:
-    """Decode one frame into its record; raise ``MalformedMessage`` if it is not valid."""
+    """Decode one frame into its record; raise ``MalformedMessage`` if it is not valid.
+
+    Only book frames need exact numbers (their checksum covers the digits);
+    every other channel ends up in float64 columns and is decoded as floats.
+    """
     try:
-        frame = loads(text)
+        frame = loads(text, exact=_is_book(text))
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedMessage(f"not JSON ({exc})", text) from None
     return parse_object(frame)
+
+
+def _is_book(text: str | bytes) -> bool:
+    if isinstance(text, str):
+        return '"book"' in text
+    return b'"book"' in text
 
 
 def parse_object(frame: Any) -> Message:

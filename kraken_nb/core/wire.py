@@ -44,16 +44,17 @@ def _fits_floats(text: str | bytes) -> bool:
     return pattern.search(text) is None  # type: ignore[arg-type]
 
 
-def loads(text: str | bytes) -> Any:
+def loads(text: str | bytes, *, exact: bool = True) -> Any:
     """Decode a frame so that every number keeps its exact wire value.
 
     Floats when every number has at most 15 significant digits (``orjson``;
     such a float's ``repr`` is the wire number), ``Decimal`` for every
-    non-integer otherwise. Raises ``ValueError`` on invalid JSON.
+    non-integer otherwise. ``exact=False`` always gives floats (for data that
+    ends up as float64 anyway). Raises ``ValueError`` on invalid JSON.
     """
     if isinstance(text, (memoryview, bytearray)):
         text = bytes(text)
-    if _fits_floats(text):
+    if not exact or _fits_floats(text):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
