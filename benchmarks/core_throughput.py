@@ -20,7 +20,7 @@ from benchmarks.results import Report, Row
 from benchmarks.settings import Settings
 from benchmarks.timing import interleaved, profile_top
 from kraken_nb.core.book import OrderBook
-from kraken_nb.core.messages import parse
+from kraken_nb.core.messages import decode, parse
 from kraken_nb.core.params import Subscription
 from kraken_nb.core.session import Session
 from kraken_nb.core.wire import level_text, loads, loads_exact
@@ -97,7 +97,7 @@ def _contenders(corpus: Corpus) -> tuple[dict[str, Callable[[], float]], dict[st
         runs["orjson.loads"] = _loop(orjson.loads, corpus.frames)
     else:
         missing.append("orjson.loads")
-    runs["loads"] = _loop(loads, corpus.frames)
+    runs["loads"] = _loop(decode, corpus.frames)
     runs["loads_exact"] = _loop(loads_exact, corpus.frames)
     if corpus.channel != "book":
         return runs, mismatches, missing
@@ -132,7 +132,7 @@ _KEYS = {
 }
 _LABELS = {
     "orjson.loads": "orjson.loads (bare parse, floats)",
-    "loads": "wire.loads (the core's parse: orjson unless a number needs Decimal)",
+    "loads": "messages.decode (the core's parse: orjson unless a book number needs Decimal)",
     "loads_exact": "loads_exact (exact-decimal parse, the core's fallback)",
     "python-kraken-sdk": "python-kraken-sdk SpotOrderBookClient (json.loads + on_message)",
     "order-book apply-only": "order-book C ext, apply-only (orjson floats, no checksum)",
@@ -274,10 +274,12 @@ def breakdown(corpus: Corpus) -> list[tuple[str, float]]:
     pieces = [
         ("loads_exact (exact-decimal parse)", _per_frame_us(lambda: [loads_exact(f) for f in frames], count))
     ]
-    pieces.append(("wire.loads (the core's parse)", _per_frame_us(lambda: [loads(f) for f in frames], count)))
+    pieces.append(
+        ("messages.decode (the core's parse)", _per_frame_us(lambda: [decode(f) for f in frames], count))
+    )
     pieces.append(
         (
-            "messages.parse (wire.loads + typed message)",
+            "messages.parse (decode + typed message)",
             _per_frame_us(lambda: [parse(f) for f in frames], count),
         )
     )

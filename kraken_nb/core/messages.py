@@ -28,6 +28,7 @@ __all__ = [
     "TickerMessage",
     "TradeMessage",
     "Unknown",
+    "decode",
     "parse",
     "parse_object",
 ]
@@ -160,22 +161,22 @@ _DATA_CHANNELS: dict[str, type[_ChannelMessage]] = {
 
 
 def parse(text: str | bytes) -> Message:
-    """Decode one frame into its record; raise ``MalformedMessage`` if it is not valid.
-
-    Only book frames need exact numbers (their checksum covers the digits);
-    every other channel ends up in float64 columns and is decoded as floats.
-    """
+    """Decode one frame into its record; raise ``MalformedMessage`` if it is not valid."""
     try:
-        frame = loads(text, exact=_is_book(text))
+        frame = decode(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedMessage(f"not JSON ({exc})", text) from None
     return parse_object(frame)
 
 
-def _is_book(text: str | bytes) -> bool:
-    if isinstance(text, str):
-        return '"book"' in text
-    return b'"book"' in text
+def decode(text: str | bytes) -> Any:
+    """The JSON decoding ``parse`` uses; raises ``ValueError`` on invalid JSON.
+
+    Only book frames need exact numbers (their checksum covers the digits);
+    every other channel ends up in float64 columns and is decoded as floats.
+    """
+    is_book = '"book"' in text if isinstance(text, str) else b'"book"' in text
+    return loads(text, exact=is_book)
 
 
 def parse_object(frame: Any) -> Message:
