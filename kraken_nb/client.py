@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -374,8 +375,6 @@ class KrakenClient:
 
 def _plain(value: Any) -> Any:
     """Decimals from the exact decoder become floats in user-facing reference data."""
-    from decimal import Decimal
-
     return float(value) if isinstance(value, Decimal) else value
 
 

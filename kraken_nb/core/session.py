@@ -400,7 +400,7 @@ class Session:
     def _apply_book(self, entry: Mapping[str, Any], snapshot: bool, received_ns: int) -> list[Event]:
         symbol = entry["symbol"]
         book = self.books.get(symbol)
-        if book is None or (snapshot and book.price_precision is None):
+        if book is None:
             book = self._new_book(symbol)
             if book is None:
                 return []
