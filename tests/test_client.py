@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from kraken_nb import (
+    ChecksumMismatch,
     ClientClosed,
     InvalidParams,
     KrakenClient,
@@ -138,10 +139,12 @@ def test_corrupted_checksum_resyncs_only_that_book(client: KrakenClient) -> None
     )
     other_version = client.book("ETH/USD").version
     invalid_seen = threading.Event()
-    remove = client.on("checksum_mismatch", lambda event: invalid_seen.set())
+    seen: list = []
+    remove = client.on("checksum_mismatch", lambda event: (seen.append(event.data), invalid_seen.set()))
     client.simulator.corrupt_next_checksum(SYMBOL)
     wait(client, lambda: client.stats()["checksum_mismatches"] == 1)
     assert invalid_seen.wait(5)
+    assert isinstance(seen[0], ChecksumMismatch) and seen[0].symbol == SYMBOL
     remove()
     wait(client, lambda: client.book(SYMBOL).valid and client.stats()["resyncs"] == 1)
     stats = client.stats()

@@ -36,7 +36,7 @@ from kraken_nb.core.messages import (
     parse,
 )
 from kraken_nb.core.params import RequestIds, Subscription
-from kraken_nb.errors import InvalidParams, KrakenError, MalformedMessage
+from kraken_nb.errors import ChecksumMismatch, InvalidParams, KrakenError, MalformedMessage
 
 __all__ = ["Call", "Event", "Gap", "Session"]
 
@@ -428,7 +428,8 @@ class Session:
                 book.checksum(),
             )
             self._resync(symbol)
-            return [Event("checksum_mismatch", symbol, (entry.get("checksum"), book.checksum()))]
+            mismatch = ChecksumMismatch(symbol, entry["checksum"], book.checksum())
+            return [Event("checksum_mismatch", symbol, mismatch)]
         self._record_top(book, received_ns)
         return [Event("book", symbol, book.version)]
 

@@ -9,7 +9,7 @@ import pytest
 
 from kraken_nb.core.params import validate_subscription
 from kraken_nb.core.session import Session
-from kraken_nb.errors import InvalidParams
+from kraken_nb.errors import ChecksumMismatch, InvalidParams
 
 VECTORS = Path(__file__).parent / "vectors"
 T0 = 1_700_000_000_000_000_000
@@ -201,6 +201,10 @@ def test_checksum_mismatch_resubscribes_only_that_symbol_and_recovers():
     bad["data"][0]["checksum"] ^= 1
     events = session.feed(json.dumps(bad), T0)
     assert [e.kind for e in events] == ["checksum_mismatch"]
+    mismatch = events[0].data
+    assert isinstance(mismatch, ChecksumMismatch)
+    assert mismatch.symbol == "BTC/USD" and mismatch.expected == bad["data"][0]["checksum"]
+    assert mismatch.actual == session.books["BTC/USD"].checksum() != mismatch.expected
     assert not session.books["BTC/USD"].valid
     assert session.counters["checksum_mismatches"] == 1 and session.counters["resyncs"] == 1
     requests = session.data_to_send()
