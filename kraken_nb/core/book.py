@@ -8,8 +8,8 @@ re-sorts a whole side.
 
 Exactness: prices are keyed as floats, which is exact for any price of at
 most 15 significant digits (two such decimals never share a float, and the
-float's ``repr`` is the decimal again); a price with more digits is refused
-rather than rounded. Quantities are kept as they arrive: a ``Decimal`` from
+float's ``repr`` is the decimal again); a price whose float does not give its
+digits back is refused rather than rounded. Quantities are kept as they arrive: a ``Decimal`` from
 the exact decoder for long values (8 integer + 8 fraction digits do not fit a
 float), else a float whose ``repr`` is its wire text. Checksum texts come from
 that exact text, never from a rounded float.
@@ -394,7 +394,7 @@ def _price(value: object, name: str, entry: Mapping[str, Any]) -> float:
     price = float(exact)
     if to_decimal(price) != exact:
         raise MalformedMessage(
-            f"{name} price {value!r} has more than 15 significant digits; the book keys prices exactly",
+            f"{name} price {value!r} does not survive a float; the book keys prices exactly",
             entry,
         )
     return price

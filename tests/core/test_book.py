@@ -391,6 +391,9 @@ MALFORMED: dict[str, Callable[[dict], None]] = {
     "non-numeric price": _set("asks", [{"price": "abc", "qty": "1"}]),
     "null qty": _set("bids", [{"price": "99.8", "qty": None}]),
     "nan qty": _set("bids", [{"price": "99.8", "qty": float("nan")}]),
+    "decimal nan qty": _set("bids", [{"price": "99.8", "qty": Decimal("NaN")}]),
+    "infinite price": _set("asks", [{"price": float("inf"), "qty": "1"}]),
+    "price a float cannot hold": _set("asks", [{"price": Decimal("123456789.123456789"), "qty": "1"}]),
     "timestamp not text": _set("timestamp", 12),
 }
 
