@@ -137,7 +137,7 @@ class Session:
         self._outbox: list[dict[str, Any]] = []
         self._resyncing: set[str] = set()
         self._queued_book: dict[str, list[tuple[Mapping[str, Any], bool]]] = {}
-        self._pings: dict[int, None] = {}
+        self._pings: set[int] = set()
         self._pongs: set[int] = set()
         self._open_gaps: dict[tuple[str, str], int] = {}
 
@@ -205,7 +205,7 @@ class Session:
     def ping(self) -> int:
         """Queue a ping; return its ``req_id`` (the matching ``pong`` event carries it)."""
         req_id = self._ids.next()
-        self._pings[req_id] = None
+        self._pings.add(req_id)
         self._outbox.append({"method": "ping", "req_id": req_id})
         return req_id
 
@@ -320,7 +320,7 @@ class Session:
             return self._on_ack(message)
         if isinstance(message, Pong):
             if message.req_id in self._pings:
-                del self._pings[message.req_id]
+                self._pings.discard(message.req_id)
                 self._pongs.add(message.req_id)
             return [Event("pong", None, message)]
         if isinstance(message, InstrumentMessage):
@@ -421,14 +421,9 @@ class Session:
         self.versions[("book", symbol)] += 1
         if not ok:
             self.counters["checksum_mismatches"] += 1
-            log.warning(
-                "%s: book checksum mismatch (server %s, local %s); resubscribing",
-                symbol,
-                entry.get("checksum"),
-                book.checksum(),
-            )
-            self._resync(symbol)
             mismatch = ChecksumMismatch(symbol, entry["checksum"], book.checksum())
+            log.warning("%s; resubscribing", mismatch)
+            self._resync(symbol)
             return [Event("checksum_mismatch", symbol, mismatch)]
         self._record_top(book, received_ns)
         return [Event("book", symbol, book.version)]

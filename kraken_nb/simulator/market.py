@@ -158,11 +158,6 @@ class MarketModel:
         """Kraken's CRC32 of the current book of ``symbol``."""
         return self._pair(symbol).checksum()
 
-    def book_size(self, symbol: str) -> tuple[int, int]:
-        """How many levels the bid and ask sides hold."""
-        market = self._pair(symbol)
-        return len(market.bids), len(market.asks)
-
     def best_bid(self, symbol: str) -> tuple[Decimal, Decimal] | None:
         """The best bid as exact ``(price, qty)``."""
         return self._best(symbol, "bids")
