@@ -157,5 +157,3 @@ class Dispatcher:
                     log.exception("callback %r failed on a %s event", callback, event.kind)
             for stream in streams:
                 stream.push(event)
-
-

@@ -225,5 +225,3 @@ class Transport:
                 log.warning("%s: %s; reconnecting", self.url, self._close_reason)
                 await ws.close(code=1001, reason="silence")
                 return
-
-
