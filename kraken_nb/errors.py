@@ -14,6 +14,7 @@ from typing import Any
 __all__ = [
     "ChecksumMismatch",
     "ClientClosed",
+    "InexactNumber",
     "InvalidParams",
     "KrakenError",
     "MalformedMessage",
@@ -57,6 +58,14 @@ class MalformedMessage(KrakenError, ValueError):
         if len(shown) > 200:
             shown = shown[:200] + "…"
         super().__init__(f"malformed message: {reason}" + (f" in {shown}" if frame is not None else ""))
+
+
+class InexactNumber(MalformedMessage):
+    """A float book value too long to carry its wire digits; decode the frame with Decimals.
+
+    The client does that by itself; it reaches callers of ``OrderBook.apply``
+    who pass such floats.
+    """
 
 
 class RecordingError(KrakenError, ValueError):

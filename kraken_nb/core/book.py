@@ -1,33 +1,36 @@
 """The L2 order book of one symbol: apply snapshots and updates, verify Kraken's CRC32.
 
-Each side keeps a dict of levels and a sorted list of keys maintained with
-``bisect`` (bids under negated prices, so both lists run best first). A level
-is stored with its price, its quantity and its checksum text (formatted once,
-when the level is set), so a checksum joins twenty cached strings and nothing
-re-sorts a whole side.
+Each side keeps three parallel lists in price order, maintained with
+``bisect``: float prices, quantities and checksum texts. A level's checksum
+text is formatted once, when the level is set, so a checksum joins two
+slices of cached strings and nothing re-sorts a whole side.
 
 Exactness: prices are keyed as floats, which is exact for any price of at
 most 15 significant digits (two such decimals never share a float, and the
 float's ``repr`` is the decimal again); a price whose float does not give its
-digits back is refused rather than rounded. Quantities are kept as they arrive: a ``Decimal`` from
-the exact decoder for long values (8 integer + 8 fraction digits do not fit a
-float), else a float whose ``repr`` is its wire text. Checksum texts come from
-that exact text, never from a rounded float.
+digits back is refused rather than rounded. Quantities are kept as they
+arrive: a float whose digits are the wire text (``float_text`` checks that
+for every value it formats), or a ``Decimal`` from the exact decoder for long
+values (8 integer + 8 fraction digits do not fit a float). A float that may
+have lost digits raises ``InexactNumber`` and the update is undone, so the
+caller can decode the frame again with Decimals. Checksum texts come from the
+exact digits, never from a rounded float.
 """
 
 from __future__ import annotations
 
 import logging
-from bisect import bisect_left, insort
-from collections.abc import Iterator, Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
+from zlib import crc32
 
 import numpy as np
 import pandas as pd
 
-from kraken_nb.core.wire import checksum_of, number_text, to_decimal
-from kraken_nb.errors import InvalidParams, MalformedMessage
+from kraken_nb.core.wire import EXACT_UNITS, float_text, number_text, to_decimal
+from kraken_nb.errors import InexactNumber, InvalidParams, MalformedMessage
 
 __all__ = ["OrderBook"]
 
@@ -36,56 +39,115 @@ logger = logging.getLogger(__name__)
 CHECKSUM_LEVELS = 10
 """Levels per side that enter the checksum."""
 
-_TEXT_CACHE = 4096
+_PRICE_CACHE = 4096
 _INF = float("inf")
 _SIDES = ("bid", "ask")
 
 _Qty = float | Decimal
-# A stored level: (price, qty, checksum text).
-_Level = tuple[float, _Qty, str]
-# A validated change: (sort key, the new level or None to delete it).
-_Change = tuple[float, _Level | None]
+# What an update replaced, to undo it: (price, old qty, old text), both None for a new level.
+_Undo = tuple[float, _Qty | None, str | None]
 
 
 class _Side:
-    """One side of the book: levels by sort key plus the ascending list of keys (best first)."""
+    """One side of the book as three parallel lists sorted by price: prices, qtys, texts.
 
-    __slots__ = ("keys", "levels", "sign")
+    Prices ascend, so asks run best first and bids best last. Keeping the
+    checksum texts in price order makes a checksum two slices and a join, and
+    truncation three slice deletions.
+    """
 
-    def __init__(self, sign: int) -> None:
-        self.sign = sign
-        self.levels: dict[float, _Level] = {}
-        self.keys: list[float] = []
+    __slots__ = ("is_bid", "prices", "qtys", "texts")
 
-    def replace(self, levels: dict[float, _Level]) -> None:
+    def __init__(self, is_bid: bool) -> None:
+        self.is_bid = is_bid
+        self.prices: list[float] = []
+        self.qtys: list[_Qty] = []
+        self.texts: list[str] = []
+
+    def replace(self, levels: dict[float, tuple[_Qty, str]]) -> None:
         """Replace every level (one sort, for snapshots)."""
-        self.levels = levels
-        self.keys = sorted(levels)
+        self.prices = sorted(levels)
+        self.qtys = [levels[price][0] for price in self.prices]
+        self.texts = [levels[price][1] for price in self.prices]
+
+    def set(self, price: float, qty: _Qty, text: str) -> tuple[_Qty | None, str | None]:
+        """Set one level; return the qty and text it had (None, None for a new level)."""
+        prices = self.prices
+        at = bisect_left(prices, price)
+        if at < len(prices) and prices[at] == price:
+            old = self.qtys[at], self.texts[at]
+            self.qtys[at] = qty
+            self.texts[at] = text
+            return old
+        prices.insert(at, price)
+        self.qtys.insert(at, qty)
+        self.texts.insert(at, text)
+        return None, None
+
+    def remove(self, price: float) -> tuple[_Qty | None, str | None]:
+        """Remove one level if present; return the qty and text it had (None, None if absent)."""
+        prices = self.prices
+        at = bisect_left(prices, price)
+        if at < len(prices) and prices[at] == price:
+            old = self.qtys[at], self.texts[at]
+            del prices[at]
+            del self.qtys[at]
+            del self.texts[at]
+            return old
+        return None, None
 
     def truncate(self, depth: int) -> None:
         """Drop the levels past ``depth`` (the worst ones)."""
-        if len(self.keys) > depth:
-            for key in self.keys[depth:]:
-                del self.levels[key]
-            del self.keys[depth:]
+        excess = len(self.prices) - depth
+        if excess > 0:
+            worst = slice(0, excess) if self.is_bid else slice(depth, None)
+            del self.prices[worst]
+            del self.qtys[worst]
+            del self.texts[worst]
 
-    def top(self, n: int | None) -> Iterator[_Level]:
-        """The best ``n`` levels (all when ``n`` is None), best first."""
-        keys = self.keys if n is None else self.keys[: max(n, 0)]
-        levels = self.levels
-        return (levels[key] for key in keys)
+    def best_first(self, n: int | None) -> slice:
+        """The slice of the best ``n`` levels (all when ``n`` is None), best first."""
+        if n is None:
+            return slice(None, None, -1) if self.is_bid else slice(None)
+        n = max(n, 0)
+        return slice(-1, -n - 1, -1) if self.is_bid else slice(n)
+
+    def top(self, n: int | None) -> list[tuple[float, _Qty]]:
+        """The best ``n`` levels as ``(price, qty)``, best first."""
+        best = self.best_first(n)
+        return list(zip(self.prices[best], self.qtys[best], strict=True))
+
+    def best(self) -> tuple[float, _Qty] | None:
+        """The best level as ``(price, qty)``, or None when the side is empty."""
+        if not self.prices:
+            return None
+        at = -1 if self.is_bid else 0
+        return self.prices[at], self.qtys[at]
+
+    def undo(self, records: list[_Undo]) -> None:
+        """Restore the levels an interrupted update had changed, newest change first."""
+        for price, qty, text in reversed(records):
+            if qty is None or text is None:
+                self.remove(price)
+            else:
+                self.set(price, qty, text)
 
     def copy(self) -> _Side:
-        """An independent copy (levels are immutable tuples)."""
-        other = _Side(self.sign)
-        other.levels = dict(self.levels)
-        other.keys = list(self.keys)
+        """An independent copy."""
+        other = _Side(self.is_bid)
+        other.prices = list(self.prices)
+        other.qtys = list(self.qtys)
+        other.texts = list(self.texts)
         return other
 
     def clear(self) -> None:
         """Remove every level."""
-        self.levels = {}
-        self.keys = []
+        self.prices = []
+        self.qtys = []
+        self.texts = []
+
+    def __len__(self) -> int:
+        return len(self.prices)
 
 
 class OrderBook:
@@ -114,11 +176,13 @@ class OrderBook:
         self.timestamp: str | None = None
         self.mismatches = 0
         self.last_checksum: int | None = None
-        self._bids = _Side(-1)
-        self._asks = _Side(1)
-        # prices (and many sizes) recur: format each once
+        self._bids = _Side(is_bid=True)
+        self._asks = _Side(is_bid=False)
+        # Prices recur: each is checked and formatted once.
         self._price_texts: dict[float, str] = {}
-        self._qty_texts: dict[_Qty, str] = {}
+        # A float qty is formatted inline when qty * scale rounds to fewer than 16 digits.
+        self._qty_scale = 10.0**qty_precision
+        self._qty_limit = EXACT_UNITS / self._qty_scale if qty_precision <= 15 else 0.0
 
     # -- mutation -----------------------------------------------------------------
 
@@ -126,19 +190,32 @@ class OrderBook:
         """Apply one snapshot or update entry; return whether the checksum matches the server's.
 
         With ``snapshot=None`` the entry is a snapshot when the book is empty.
-        The entry is validated completely before the book changes; a malformed
-        one raises ``MalformedMessage`` and leaves the book as it was.
+        A malformed entry raises ``MalformedMessage`` (``InexactNumber`` for a
+        float too long to carry its digits) and leaves the book as it was: an
+        update is checked while it is applied and undone on error.
         """
-        bids, asks, expected, timestamp = self._parse(entry)
-        is_snapshot = (not self._bids.levels and not self._asks.levels) if snapshot is None else snapshot
+        expected, timestamp = self._header(entry)
+        bids, asks = self._bids, self._asks
+        is_snapshot = (not bids.prices and not asks.prices) if snapshot is None else snapshot
         if is_snapshot:
-            self._bids.replace(self._build(bids))
-            self._asks.replace(self._build(asks))
+            bid_levels = self._snapshot_side(entry, "bids")
+            asks.replace(self._snapshot_side(entry, "asks"))
+            bids.replace(bid_levels)
         else:
-            self._update(self._bids, bids)
-            self._update(self._asks, asks)
-        self._bids.truncate(self.depth)
-        self._asks.truncate(self.depth)
+            bid_undo: list[_Undo] = []
+            ask_undo: list[_Undo] = []
+            try:
+                self._update(bids, entry, "bids", bid_undo)
+                self._update(asks, entry, "asks", ask_undo)
+            except BaseException:
+                bids.undo(bid_undo)
+                asks.undo(ask_undo)
+                raise
+        depth = self.depth
+        if len(bids.prices) > depth:
+            bids.truncate(depth)
+        if len(asks.prices) > depth:
+            asks.truncate(depth)
 
         actual = self.checksum()
         matches = actual == expected
@@ -166,59 +243,69 @@ class OrderBook:
         other.__dict__.update(self.__dict__)
         other._bids = self._bids.copy()
         other._asks = self._asks.copy()
+        other._price_texts = dict(self._price_texts)
         return other
 
     # -- checksum -----------------------------------------------------------------
 
     def checksum_text(self) -> str:
         """The string the checksum is computed over: top-10 asks then top-10 bids, best first."""
-        return "".join(level[2] for level in self._asks.top(CHECKSUM_LEVELS)) + "".join(
-            level[2] for level in self._bids.top(CHECKSUM_LEVELS)
-        )
+        return "".join(self._checksum_texts())
 
     def checksum(self) -> int:
         """Unsigned CRC32 of the current book, as Kraken computes it."""
-        asks, bids = self._asks, self._bids
-        ask_levels, bid_levels = asks.levels, bids.levels
-        return checksum_of(
-            [ask_levels[key][2] for key in asks.keys[:CHECKSUM_LEVELS]],
-            [bid_levels[key][2] for key in bids.keys[:CHECKSUM_LEVELS]],
-        )
+        return crc32("".join(self._checksum_texts()).encode())
+
+    def _checksum_texts(self) -> list[str]:
+        """The level texts of the top-10 asks then the top-10 bids, best first."""
+        return self._asks.texts[:CHECKSUM_LEVELS] + self._bids.texts[: -CHECKSUM_LEVELS - 1 : -1]
 
     # -- views --------------------------------------------------------------------
 
     def bids(self, n: int | None = None) -> list[tuple[float, float]]:
         """The best ``n`` bids (all when None) as ``(price, qty)`` floats, highest price first."""
-        return [(level[0], float(level[1])) for level in self._bids.top(n)]
+        return [(price, float(qty)) for price, qty in self._bids.top(n)]
 
     def asks(self, n: int | None = None) -> list[tuple[float, float]]:
         """The best ``n`` asks (all when None) as ``(price, qty)`` floats, lowest price first."""
-        return [(level[0], float(level[1])) for level in self._asks.top(n)]
+        return [(price, float(qty)) for price, qty in self._asks.top(n)]
 
     def levels_exact(self, side: str, n: int | None = None) -> list[tuple[Decimal, Decimal]]:
         """The best ``n`` levels of ``side`` ("bid" or "ask") as exact ``(price, qty)`` Decimals."""
-        return [(to_decimal(level[0]), to_decimal(level[1])) for level in self._side(side).top(n)]
+        return [(to_decimal(price), to_decimal(qty)) for price, qty in self._side(side).top(n)]
 
     def best_bid(self) -> tuple[float, float] | None:
         """The highest bid as ``(price, qty)``, or None when there are no bids."""
-        level = self._best(self._bids)
-        return None if level is None else (level[0], float(level[1]))
+        best = self._bids.best()
+        return None if best is None else (best[0], float(best[1]))
 
     def best_ask(self) -> tuple[float, float] | None:
         """The lowest ask as ``(price, qty)``, or None when there are no asks."""
-        level = self._best(self._asks)
-        return None if level is None else (level[0], float(level[1]))
+        best = self._asks.best()
+        return None if best is None else (best[0], float(best[1]))
+
+    def top(self) -> tuple[float | None, float | None, float | None, float | None]:
+        """Best bid, its qty, best ask, its qty as floats (None for an empty side), in one call."""
+        bids, asks = self._bids, self._asks
+        bid = bid_qty = ask = ask_qty = None
+        if bids.prices:
+            bid = bids.prices[-1]
+            bid_qty = float(bids.qtys[-1])
+        if asks.prices:
+            ask = asks.prices[0]
+            ask_qty = float(asks.qtys[0])
+        return bid, bid_qty, ask, ask_qty
 
     def spread(self) -> float | None:
         """Best ask minus best bid (computed exactly), or None when a side is empty."""
-        bid, ask = self._best(self._bids), self._best(self._asks)
+        bid, ask = self._bids.best(), self._asks.best()
         if bid is None or ask is None:
             return None
         return float(to_decimal(ask[0]) - to_decimal(bid[0]))
 
     def mid(self) -> float | None:
         """Midpoint of the best bid and ask (computed exactly), or None when a side is empty."""
-        bid, ask = self._best(self._bids), self._best(self._asks)
+        bid, ask = self._bids.best(), self._asks.best()
         if bid is None or ask is None:
             return None
         return float((to_decimal(ask[0]) + to_decimal(bid[0])) / 2)
@@ -228,8 +315,8 @@ class OrderBook:
 
         None when both volumes are zero (an empty book).
         """
-        bid_volume = sum(float(level[1]) for level in self._bids.top(n))
-        ask_volume = sum(float(level[1]) for level in self._asks.top(n))
+        bid_volume = sum(qty for _, qty in self.bids(n))
+        ask_volume = sum(qty for _, qty in self.asks(n))
         total = bid_volume + ask_volume
         if total == 0:
             return None
@@ -262,12 +349,12 @@ class OrderBook:
         )
 
     def __len__(self) -> int:
-        return len(self._bids.keys) + len(self._asks.keys)
+        return len(self._bids) + len(self._asks)
 
     def __repr__(self) -> str:
         return (
-            f"OrderBook({self.symbol!r}, depth={self.depth}, bids={len(self._bids.keys)}, "
-            f"asks={len(self._asks.keys)}, best_bid={self.best_bid()}, best_ask={self.best_ask()}, "
+            f"OrderBook({self.symbol!r}, depth={self.depth}, bids={len(self._bids)}, "
+            f"asks={len(self._asks)}, best_bid={self.best_bid()}, best_ask={self.best_ask()}, "
             f"valid={self.valid}, version={self.version})"
         )
 
@@ -280,80 +367,9 @@ class OrderBook:
             return self._asks
         raise InvalidParams("side", side, _SIDES)
 
-    @staticmethod
-    def _best(side: _Side) -> _Level | None:
-        return side.levels[side.keys[0]] if side.keys else None
-
-    def _changes(self, entry: Mapping[str, Any], name: str, negate: bool) -> list[_Change]:
-        """Validate ``entry[name]`` and turn it into ``(key, level or None for a delete)``.
-
-        One pass does the checks and the formatting, so nothing is touched
-        before the whole entry is known to be good.
-        """
-        raw = entry.get(name)
-        if type(raw) is not list and (not isinstance(raw, Sequence) or isinstance(raw, (str, bytes))):
-            raise MalformedMessage(f"book entry needs a {name!r} list, got {raw!r}", entry)
-        texts, qty_texts = self._price_texts, self._qty_texts
-        price_precision, qty_precision = self.price_precision, self.qty_precision
-        changes: list[_Change] = []
-        for level in raw:
-            # Decoded frames hold dicts of floats (or Decimals): check those with plain type tests.
-            if type(level) is not dict and not isinstance(level, Mapping):
-                raise MalformedMessage(f"{name} level needs 'price' and 'qty', got {level!r}", entry)
-            price = level.get("price")
-            qty = level.get("qty")
-            if type(price) is not float:
-                price = _price(price, name, entry)
-            if type(qty) is not float and (type(qty) is not Decimal or not qty.is_finite()):
-                qty = _number(qty, f"{name} qty", entry)
-            if not 0 < price < _INF:
-                raise MalformedMessage(
-                    f"{name} price must be positive and finite, got {level['price']!r}", entry
-                )
-            if not 0 <= qty < _INF:
-                raise MalformedMessage(
-                    f"{name} qty must be a finite number ≥ 0, got {level['qty']!r}", entry
-                )
-            if not qty:
-                changes.append((-price if negate else price, None))
-                continue
-            price_text = texts.get(price)
-            if price_text is None:
-                if len(texts) > _TEXT_CACHE:
-                    texts.clear()
-                price_text = texts[price] = number_text(price, price_precision)
-            qty_text = qty_texts.get(qty)
-            if qty_text is None:
-                if len(qty_texts) > _TEXT_CACHE:
-                    qty_texts.clear()
-                qty_text = qty_texts[qty] = number_text(qty, qty_precision)
-            changes.append((-price if negate else price, (price, qty, price_text + qty_text)))
-        return changes
-
-    @staticmethod
-    def _build(changes: list[_Change]) -> dict[float, _Level]:
-        levels: dict[float, _Level] = {}
-        for key, level in changes:
-            if level is None:
-                levels.pop(key, None)
-            else:
-                levels[key] = level
-        return levels
-
-    @staticmethod
-    def _update(side: _Side, changes: list[_Change]) -> None:
-        levels, keys = side.levels, side.keys
-        for key, level in changes:
-            if level is not None:
-                if key not in levels:
-                    insort(keys, key)
-                levels[key] = level
-            elif levels.pop(key, None) is not None:
-                del keys[bisect_left(keys, key)]
-
-    def _parse(self, entry: Mapping[str, Any]) -> tuple[list[_Change], list[_Change], int, str | None]:
-        """Validate a whole entry without touching the book."""
-        if not isinstance(entry, Mapping):
+    def _header(self, entry: Mapping[str, Any]) -> tuple[int, str | None]:
+        """Check the entry's symbol, checksum and timestamp; return the last two."""
+        if type(entry) is not dict and not isinstance(entry, Mapping):
             raise MalformedMessage(f"book entry must be an object, got {type(entry).__name__}", entry)
         symbol = entry.get("symbol")
         if symbol != self.symbol:
@@ -361,15 +377,131 @@ class OrderBook:
                 f"book entry for symbol {symbol!r} applied to the {self.symbol!r} book", entry
             )
         expected = entry.get("checksum")
-        if not _is_int(expected) or not 0 <= expected < 2**32:
+        if type(expected) is not int or not 0 <= expected < 2**32:
             raise MalformedMessage(
                 f"book checksum must be an unsigned 32-bit integer, got {expected!r}", entry
             )
         timestamp = entry.get("timestamp")
-        if timestamp is not None and not isinstance(timestamp, str):
+        if timestamp is not None and type(timestamp) is not str:
             raise MalformedMessage(f"book timestamp must be a string, got {timestamp!r}", entry)
-        bids = self._changes(entry, "bids", True)
-        return bids, self._changes(entry, "asks", False), expected, timestamp
+        return expected, timestamp
+
+    @staticmethod
+    def _levels_of(entry: Mapping[str, Any], name: str) -> Sequence[Any]:
+        raw = entry.get(name)
+        if type(raw) is not list and (not isinstance(raw, Sequence) or isinstance(raw, (str, bytes))):
+            raise MalformedMessage(f"book entry needs a {name!r} list, got {raw!r}", entry)
+        return raw
+
+    def _update(self, side: _Side, entry: Mapping[str, Any], name: str, undo: list[_Undo]) -> None:
+        """Apply one side of an update, recording in ``undo`` what each change replaced.
+
+        This loop is the client's hot path. A float price seen before has its
+        text cached; a float qty is formatted inline when it is a plain wire
+        value (``float_text``'s rule: at most 15 digits, no more decimals than
+        the precision). Anything else (zero, Decimals, errors) goes through
+        ``_price``/``_qty`` and their checks.
+        """
+        prices, qtys, texts = side.prices, side.qtys, side.texts
+        price_texts = self._price_texts
+        scale, qty_limit = self._qty_scale, self._qty_limit
+        for level in self._levels_of(entry, name):
+            try:
+                price, qty = level["price"], level["qty"]
+            except (KeyError, TypeError, IndexError):
+                raise _bad_level(level, name, entry) from None
+            price_text = price_texts.get(price) if type(price) is float else None
+            if price_text is None:
+                price, price_text = self._price(price, name, entry)
+            at = bisect_left(prices, price)
+            present = at < len(prices) and prices[at] == price
+            if type(qty) is float and 0.0 < qty < qty_limit and (units := round(qty * scale)) / scale == qty:
+                qty_text = str(units)
+            else:
+                qty, qty_text = self._qty(qty, name, entry)
+                if qty_text is _DELETE:
+                    if present:
+                        undo.append((price, qtys[at], texts[at]))
+                        del prices[at]
+                        del qtys[at]
+                        del texts[at]
+                    continue
+            if present:
+                undo.append((price, qtys[at], texts[at]))
+                qtys[at] = qty
+                texts[at] = price_text + qty_text
+            else:
+                undo.append((price, None, None))
+                prices.insert(at, price)
+                qtys.insert(at, qty)
+                texts.insert(at, price_text + qty_text)
+
+    def _snapshot_side(self, entry: Mapping[str, Any], name: str) -> dict[float, tuple[_Qty, str]]:
+        """The levels of one side of a snapshot, ``price: (qty, text)`` (checked; the book is not touched)."""
+        levels: dict[float, tuple[_Qty, str]] = {}
+        for level in self._levels_of(entry, name):
+            try:
+                raw_price, raw_qty = level["price"], level["qty"]
+            except (KeyError, TypeError, IndexError):
+                raise _bad_level(level, name, entry) from None
+            price, price_text = self._price(raw_price, name, entry)
+            qty, qty_text = self._qty(raw_qty, name, entry)
+            if qty_text is _DELETE:
+                levels.pop(price, None)
+            else:
+                levels[price] = (qty, price_text + qty_text)
+        return levels
+
+    def _price(self, raw: object, name: str, entry: Mapping[str, Any]) -> tuple[float, str]:
+        """A price's float key and checksum text; refuses a price a float cannot hold exactly."""
+        if type(raw) is float:
+            price = raw
+        else:
+            exact = _number(raw, f"{name} price", entry)
+            price = float(exact)
+            if to_decimal(price) != exact:
+                raise MalformedMessage(
+                    f"{name} price {raw!r} does not survive a float; the book keys prices exactly",
+                    entry,
+                )
+        if not 0 < price < _INF:
+            raise MalformedMessage(f"{name} price must be positive and finite, got {raw!r}", entry)
+        text = self._price_texts.get(price)
+        if text is None:
+            text = _text(raw, price, self.price_precision, f"{name} price", entry)
+            if len(self._price_texts) >= _PRICE_CACHE:
+                self._price_texts.clear()
+            self._price_texts[price] = text
+        return price, text
+
+    def _qty(self, raw: object, name: str, entry: Mapping[str, Any]) -> tuple[_Qty, str]:
+        """A quantity and its checksum text (``_DELETE`` for zero)."""
+        qty = raw if type(raw) is float else _number(raw, f"{name} qty", entry)
+        if not 0 <= qty < _INF:
+            raise MalformedMessage(f"{name} qty must be a finite number ≥ 0, got {raw!r}", entry)
+        if not qty:
+            return qty, _DELETE
+        return qty, _text(raw, qty, self.qty_precision, f"{name} qty", entry)
+
+
+_DELETE = "<delete>"
+"""The qty text of a zero quantity: the level is removed (no real text has a '<')."""
+
+
+def _text(raw: object, value: _Qty, precision: int, what: str, entry: Mapping[str, Any]) -> str:
+    """The checksum text of a checked number; a float that may have lost digits is refused."""
+    if type(raw) is not float:
+        return number_text(value, precision)
+    text = float_text(raw, precision)
+    if text is None:
+        raise InexactNumber(
+            f"{what} {raw!r} has more digits than a float keeps; decode the frame with Decimals", entry
+        )
+    return text
+
+
+def _bad_level(level: object, name: str, entry: Mapping[str, Any]) -> MalformedMessage:
+    return MalformedMessage(f"{name} level needs 'price' and 'qty', got {level!r}", entry)
 
 
 def _is_int(value: object) -> bool:
@@ -377,8 +509,8 @@ def _is_int(value: object) -> bool:
 
 
 def _number(value: object, what: str, entry: Mapping[str, Any]) -> Decimal:
-    if value is None:
-        raise MalformedMessage(f"{what.split()[0]} level needs 'price' and 'qty', got {value!r}", entry)
+    if isinstance(value, bool):
+        raise MalformedMessage(f"{what} is not a number: {value!r}", entry)
     try:
         number = to_decimal(value)  # type: ignore[arg-type]
     except (TypeError, ArithmeticError, ValueError):
@@ -386,15 +518,3 @@ def _number(value: object, what: str, entry: Mapping[str, Any]) -> Decimal:
     if not number.is_finite():
         raise MalformedMessage(f"{what} is not finite: {value!r}", entry)
     return number
-
-
-def _price(value: object, name: str, entry: Mapping[str, Any]) -> float:
-    """A non-float price as its float key, refusing one that a float cannot hold exactly."""
-    exact = _number(value, f"{name} price", entry)
-    price = float(exact)
-    if to_decimal(price) != exact:
-        raise MalformedMessage(
-            f"{name} price {value!r} does not survive a float; the book keys prices exactly",
-            entry,
-        )
-    return price

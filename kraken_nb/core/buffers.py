@@ -662,13 +662,13 @@ class BookTopBuffer(ColumnarBuffer):
         valid: bool,
     ) -> None:
         """Add one top-of-book sample of ``symbol`` taken at ``time_ns``; a missing side is None."""
-        time_ns = _time_ns(time_ns)
-        try:
-            numbers = (_number(bid), _number(bid_qty), _number(ask), _number(ask_qty))
+        if type(time_ns) is not int:
+            time_ns = _time_ns(time_ns)
+        code = self._symbol_code(symbol)
+        try:  # NumPy converts the numbers (None is NaN) and refuses anything else
+            self._write((time_ns, code, bid, bid_qty, ask, ask_qty, bool(valid)), code)
         except _BAD_ROW as exc:
             raise InvalidParams("book top", (bid, bid_qty, ask, ask_qty), "numbers or None") from exc
-        code = self._symbol_code(symbol)
-        self._write((time_ns, code, *numbers, bool(valid)), code)
 
     def _complete(self, data: dict[str, Any]) -> dict[str, Any]:
         valid = data.pop("valid")

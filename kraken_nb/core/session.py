@@ -36,7 +36,13 @@ from kraken_nb.core.messages import (
     parse,
 )
 from kraken_nb.core.params import RequestIds, Subscription
-from kraken_nb.errors import ChecksumMismatch, InvalidParams, KrakenError, MalformedMessage
+from kraken_nb.errors import (
+    ChecksumMismatch,
+    InexactNumber,
+    InvalidParams,
+    KrakenError,
+    MalformedMessage,
+)
 
 __all__ = ["Call", "Event", "Gap", "Session"]
 
@@ -45,7 +51,11 @@ log = logging.getLogger(__name__)
 _INSTRUMENT: Final = Subscription("instrument", (), {})
 _MAX_QUEUED_BOOK_ENTRIES: Final = 10_000
 
-SubKey = tuple[str, str, Any]  # (channel, symbol or "", interval for ohlc else None)
+SubKey = tuple[str, str, Any]
+
+# Builds an Event in C: the NamedTuple constructor is a Python function, and the
+# book path makes one Event per frame.
+_tuple_new = tuple.__new__  # (channel, symbol or "", interval for ohlc else None)
 
 
 class Event(NamedTuple):
@@ -127,7 +137,7 @@ class Session:
         self._depth_levels = depth_levels
         self._depth_sample_ns = depth_sample_ns
         self._last_depth_sample: dict[str, int] = {}
-        self._last_top: dict[str, tuple[Any, Any, bool]] = {}
+        self._last_top: dict[str, tuple[float | None, float | None, float | None, float | None, bool]] = {}
         self._wanted: dict[SubKey, Subscription] = {}
         self._confirmed: set[SubKey] = set()
         self._ids = RequestIds()
@@ -295,8 +305,14 @@ class Session:
         self.counters["bytes"] += len(text)
         self.last_message_ns = received_ns
         try:
-            message = parse(text)
-            return self.handle(message, received_ns)
+            try:
+                return self.handle(parse(text), received_ns)
+            except InexactNumber:
+                # A book value has more digits than a float keeps: decode the frame
+                # again with Decimals. Book entries are applied whole or not at all,
+                # and applying an entry twice leaves the same book.
+                self.counters["exact_decodes"] += 1
+                return self.handle(parse(text, exact=True), received_ns)
         except MalformedMessage as exc:
             self.counters["malformed"] += 1
             log.warning("dropped malformed frame: %s", exc.reason)
@@ -375,13 +391,22 @@ class Session:
         for symbol, queued in list(self._queued_book.items()):
             if symbol in self.pairs:
                 del self._queued_book[symbol]
-                for entry, snapshot in queued:
-                    events.extend(self._apply_book(entry, snapshot, self.last_message_ns or 0))
+                try:
+                    for entry, snapshot in queued:
+                        events.extend(self._apply_book(entry, snapshot, self.last_message_ns or 0))
+                except InexactNumber:
+                    # The frames are gone, so they cannot be decoded again: start over.
+                    log.warning("%s: a queued book value needs exact decoding; resyncing", symbol)
+                    self._reset_book(symbol)
+                    self._resync(symbol)
         return events
 
     def _on_book(self, message: BookMessage, received_ns: int) -> list[Event]:
+        data = message.data
+        if len(data) == 1 and data[0]["symbol"] in self.pairs:  # Kraken's usual frame
+            return self._apply_book(data[0], message.snapshot, received_ns)
         events: list[Event] = []
-        for entry in message.data:
+        for entry in data:
             symbol = entry["symbol"]
             if symbol not in self.pairs:
                 queue = self._queued_book.setdefault(symbol, [])
@@ -410,6 +435,8 @@ class Session:
             return []  # an update before any snapshot: nothing to apply it to
         try:
             ok = book.apply(entry, snapshot=snapshot)
+        except InexactNumber:
+            raise  # feed() decodes the frame again, exactly
         except MalformedMessage as exc:
             self.counters["malformed"] += 1
             log.warning("%s: malformed book entry (%s); resyncing", symbol, exc.reason)
@@ -426,27 +453,19 @@ class Session:
             self._resync(symbol)
             return [Event("checksum_mismatch", symbol, mismatch)]
         self._record_top(book, received_ns)
-        return [Event("book", symbol, book.version)]
+        return [_tuple_new(Event, ("book", symbol, book.version))]
 
     def _record_top(self, book: OrderBook, received_ns: int) -> None:
         """Append the top of book when it changed; take a depth sample when one is due."""
-        bid, ask = book.best_bid(), book.best_ask()
-        top = (bid, ask, book.valid)
-        if self._last_top.get(book.symbol) != top:
-            self._last_top[book.symbol] = top
-            self.book_tops.append(
-                book.symbol,
-                received_ns,
-                bid[0] if bid else None,
-                bid[1] if bid else None,
-                ask[0] if ask else None,
-                ask[1] if ask else None,
-                book.valid,
-            )
-        last = self._last_depth_sample.get(book.symbol)
+        symbol = book.symbol
+        top = (*book.top(), book.valid)
+        if self._last_top.get(symbol) != top:
+            self._last_top[symbol] = top
+            self.book_tops.append(symbol, received_ns, *top)
+        last = self._last_depth_sample.get(symbol)
         if last is None or received_ns - last >= self._depth_sample_ns:
-            self._last_depth_sample[book.symbol] = received_ns
-            self.depths.append(book.symbol, received_ns, *book.depth_arrays(self._depth_levels))
+            self._last_depth_sample[symbol] = received_ns
+            self.depths.append(symbol, received_ns, *book.depth_arrays(self._depth_levels))
 
     def _new_book(self, symbol: str) -> OrderBook | None:
         pair = self.pairs.get(symbol)

@@ -1,18 +1,18 @@
-"""Exact decoding of wire numbers and the text helpers of the book checksum.
+"""Decoding of wire frames and the exact text helpers of the book checksum.
 
 Kraken sends prices and quantities as JSON numbers. A binary float holds any
 decimal of at most 15 significant digits exactly in the sense that matters
 here: its ``repr`` is that decimal again. Longer numbers (8 integer + 8
-fraction digits occur on low-priced pairs) do not survive a float. ``loads``
-therefore takes the fast ``orjson`` path when no number in the frame is that
-long, and decodes the frame with ``parse_float=Decimal`` otherwise; either
-way every number formats back to its exact wire digits.
+fraction digits occur on low-priced pairs) do not survive a float. Frames are
+therefore decoded with ``orjson`` into floats, and the order book checks
+every value it formats (``float_text``): when one may have lost digits, the
+frame is decoded again with ``loads_exact`` (``Decimal`` for every
+non-integer). Either way the checksum text is built from the exact wire digits.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import zlib
 from collections.abc import Iterable
 from decimal import Decimal
@@ -20,46 +20,27 @@ from typing import Any
 
 import orjson
 
-__all__ = ["checksum_of", "level_text", "loads", "loads_exact", "number_text", "to_decimal"]
+__all__ = [
+    "EXACT_UNITS",
+    "checksum_of",
+    "float_text",
+    "level_text",
+    "loads",
+    "loads_exact",
+    "number_text",
+    "to_decimal",
+]
 
 _decode_exact = json.JSONDecoder(parse_float=Decimal).decode
-# A JSON value of 16 or more digits and points: it may not fit a float (or it is a long
-# integer, which would be exact anyway: such frames merely take the slower exact path).
-# Compact frames (Kraken's) need only the tight pattern; a frame with whitespace gets
-# the loose one, which also allows whitespace after the colon.
-_LONG_VALUE = re.compile(r":-?[0-9.]{16}")
-_LONG_VALUE_SPACED = re.compile(r":\s*-?[0-9.]{16}")
-_LONG_VALUE_BYTES = re.compile(rb":-?[0-9.]{16}")
-_LONG_VALUE_SPACED_BYTES = re.compile(rb":\s*-?[0-9.]{16}")
 
 
-def _fits_floats(text: str | bytes) -> bool:
-    """Whether every number in the frame has at most 15 significant digits."""
-    if isinstance(text, str):
-        compact = " " not in text and "\n" not in text and "\t" not in text and "\r" not in text
-        pattern = _LONG_VALUE if compact else _LONG_VALUE_SPACED
-    else:
-        compact = b" " not in text and b"\n" not in text and b"\t" not in text and b"\r" not in text
-        pattern = _LONG_VALUE_BYTES if compact else _LONG_VALUE_SPACED_BYTES
-    return pattern.search(text) is None  # type: ignore[arg-type]
-
-
-def loads(text: str | bytes, *, exact: bool = True) -> Any:
-    """Decode a frame so that every number keeps its exact wire value.
-
-    Floats when every number has at most 15 significant digits (``orjson``;
-    such a float's ``repr`` is the wire number), ``Decimal`` for every
-    non-integer otherwise. ``exact=False`` always gives floats (for data that
-    ends up as float64 anyway). Raises ``ValueError`` on invalid JSON.
-    """
-    if isinstance(text, (memoryview, bytearray)):
-        text = bytes(text)
-    if not exact or _fits_floats(text):
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass  # the standard decoder words the error (and accepts NaN, which the book refuses)
-    return loads_exact(text)
+def loads(text: str | bytes) -> Any:
+    """Decode a JSON frame with floats (``orjson``); raises ``ValueError`` on invalid JSON."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # The standard decoder words the error (and accepts NaN, which the book refuses).
+        return loads_exact(bytes(text) if isinstance(text, (memoryview, bytearray)) else text)
 
 
 def loads_exact(text: str | bytes) -> Any:
@@ -109,6 +90,30 @@ def number_text(value: Decimal | float, precision: int) -> str:
     if len(fraction) <= precision and text[0].isdigit() and "e" not in text and "E" not in text:
         return (head + fraction + "0" * (precision - len(fraction))).lstrip("0")
     return f"{value:.{precision}f}".replace(".", "").lstrip("0")
+
+
+EXACT_UNITS = 10**15
+"""A value ``v`` at precision ``p`` has at most 15 digits when ``v * 10**p`` is below this."""
+
+
+def float_text(value: float, precision: int) -> str | None:
+    """``number_text`` of a decoded float, or None when the float may have lost wire digits.
+
+    A decimal of at most 15 significant digits survives the float, and a wire
+    value with at most ``precision`` decimals has that many digits exactly
+    when ``value * 10**precision`` rounds below 10**15; past that the frame
+    must be decoded with Decimals. A value with more decimals than its
+    precision is formatted (and rounded) from its ``repr``.
+    """
+    if precision > 15:
+        return number_text(value, precision)
+    scale = 10.0**precision
+    units = round(value * scale)
+    if units >= EXACT_UNITS:
+        return None
+    if units / scale == value:
+        return str(units) if units else ""
+    return number_text(value, precision)
 
 
 def checksum_of(asks_best_first: Iterable[str], bids_best_first: Iterable[str]) -> int:

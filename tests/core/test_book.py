@@ -17,7 +17,7 @@ import pytest
 
 from kraken_nb.core.book import OrderBook
 from kraken_nb.core.wire import loads_exact
-from kraken_nb.errors import InvalidParams, MalformedMessage
+from kraken_nb.errors import InexactNumber, InvalidParams, MalformedMessage
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
 SYMBOL = "TEST/USD"
@@ -248,9 +248,26 @@ def test_large_quantities_keep_exact_digits_where_floats_do_not() -> None:
     assert exact.checksum_text() == expected_text
     assert exact.levels_exact("ask", 1) == [(Decimal(asks[0][0]), Decimal(asks[0][1]))]
 
+    # Floats of such quantities are refused, never formatted into a wrong checksum text.
     via_floats = OrderBook("LOW/USD", 10, price_precision=4, qty_precision=8)
-    assert via_floats.apply(json.loads(frame)["data"][0]) is False
+    with pytest.raises(InexactNumber, match="Decimals"):
+        via_floats.apply(json.loads(frame)["data"][0])
+    assert len(via_floats) == 0
     assert not via_floats.valid
+
+
+def test_a_float_value_past_15_digits_is_refused_and_the_update_undone(tracked: Tracked) -> None:
+    book = tracked.book
+    before = (book.levels_exact("bid"), book.levels_exact("ask"), book.checksum(), book.version)
+    entry = tracked.entry([("99.9", "7")], [("100.7", "3")])
+    entry["asks"].append({"price": 100.8, "qty": 12345678.12345678})  # 16 digits at qty precision 8
+    with pytest.raises(InexactNumber):
+        book.apply(entry)
+    assert (book.levels_exact("bid"), book.levels_exact("ask"), book.checksum(), book.version) == before
+    # The same value as a Decimal is exact and applies.
+    entry["asks"][-1]["qty"] = Decimal("12345678.12345678")
+    book.apply(entry)
+    assert (Decimal("100.8"), Decimal("12345678.12345678")) in book.levels_exact("ask")
 
 
 # -- maintenance --------------------------------------------------------------------

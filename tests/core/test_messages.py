@@ -87,12 +87,13 @@ def test_data_channels(channel, record, row):
         assert message.symbols() == ["BTC/USD"]
 
 
-def test_book_numbers_are_exact_and_other_channels_are_floats():
-    book = parse(
+def test_numbers_are_floats_unless_exact_decoding_is_asked_for():
+    frame = (
         '{"channel":"book","type":"update","data":[{"symbol":"X/Y","bids":[{"price":1.5,'
         '"qty":12345678.12345679}],"asks":[],"checksum":1}]}'
     )
-    assert book.data[0]["bids"][0]["qty"] == Decimal("12345678.12345679")
+    assert parse(frame).data[0]["bids"][0]["qty"] == float("12345678.12345679")
+    assert parse(frame, exact=True).data[0]["bids"][0]["qty"] == Decimal("12345678.12345679")
     trade = parse('{"channel":"trade","type":"update","data":[{"symbol":"X/Y","qty":12345678.12345679}]}')
     assert trade.data[0]["qty"] == float("12345678.12345679")
 

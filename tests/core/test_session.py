@@ -343,6 +343,7 @@ def test_long_quantities_stay_exact_through_feed_and_mix_with_float_frames():
     book = session.books["DOGE/USD"]
     assert book.valid, "exact quantities must reproduce the checksum"
     assert book.levels_exact("bid", 1) == [(Decimal("0.1234567"), Decimal("12345678.12345679"))]
+    assert session.counters["exact_decodes"] == 1
     # a compact float frame deleting the best bid: the float key finds the level stored from a Decimal frame
     bids = bids[1:]
     checksum = zlib.crc32("".join(text(*a) for a in asks).encode() + "".join(text(*b) for b in bids).encode())
@@ -352,3 +353,5 @@ def test_long_quantities_stay_exact_through_feed_and_mix_with_float_frames():
     )
     session.feed(update, T0)
     assert book.valid and len(book.bids()) == 1
+    assert session.counters["exact_decodes"] == 1, "a frame of short numbers stays on the float path"
+    assert session.counters["malformed"] == 0 and session.counters["checksum_mismatches"] == 0

@@ -7,26 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from kraken_nb.core.wire import level_text, loads, loads_exact, number_text
-
-
-@pytest.mark.parametrize(
-    "frame",
-    [
-        '{"qty":12345678.12345679}',
-        '{"qty": 12345678.12345679}',
-        '{"qty":\n\t12345678.12345679}',
-        b'{"qty":12345678.12345679}',
-        bytearray(b'{"qty":12345678.12345679}'),
-        '{"qty":0.1234567890123456}',
-        '{"qty":-1234567.123456789}',
-    ],
-)
-def test_long_numbers_take_the_exact_path(frame):
-    """16+ digits (or a long integer) in a value: decoded exactly, whatever the spacing."""
-    value = loads(frame)["qty"]
-    assert isinstance(value, Decimal)
-    assert value == loads_exact(bytes(frame) if isinstance(frame, bytearray) else frame)["qty"]
+from kraken_nb.core.wire import float_text, level_text, loads, loads_exact, number_text
 
 
 @pytest.mark.parametrize(
@@ -35,14 +16,20 @@ def test_long_numbers_take_the_exact_path(frame):
         '{"price":29430.3,"qty":0.00011621,"id":123456789012345}',
         '{"price": 0.5666, "qty": 18097.1547}',
         b'{"price":1234567.1234567,"qty":4.0}',
-        '{"t":"2023-09-25T09:04:31.742599Z","note":"12345678.12345679"}',
+        bytearray(b'{"price":1.5,"qty":2.25}'),
     ],
 )
-def test_short_numbers_take_the_float_path(frame):
-    decoded, exact = loads(frame), loads_exact(frame)
-    assert not any(isinstance(v, Decimal) for v in decoded.values())
+def test_loads_gives_floats_whose_repr_is_the_wire_number(frame):
+    decoded = loads(frame)
+    exact = loads_exact(bytes(frame) if isinstance(frame, bytearray) else frame)
     for key, value in decoded.items():
+        assert not isinstance(value, Decimal)
         assert (Decimal(repr(value)) if isinstance(value, float) else value) == exact[key]
+
+
+def test_loads_exact_keeps_long_numbers():
+    assert loads_exact('{"qty":12345678.12345679}')["qty"] == Decimal("12345678.12345679")
+    assert loads_exact(b'{"qty":0.1234567890123456}')["qty"] == Decimal("0.1234567890123456")
 
 
 def test_invalid_json_raises_value_error():
@@ -63,6 +50,30 @@ def test_floats_of_up_to_15_digits_format_like_their_decimals():
         value = float(text)
         assert Decimal(repr(value)) == Decimal(text), text
         assert number_text(value, precision) == number_text(Decimal(text), precision), (text, precision)
+
+
+def test_float_text_is_the_decimal_text_up_to_15_digits():
+    rng = random.Random(7)
+    for _ in range(100_000):
+        digits = rng.randint(1, 15)
+        precision = rng.randint(0, min(digits, 12))
+        text = str(Decimal(rng.randrange(1, 10**digits)).scaleb(-precision))
+        assert float_text(float(text), precision) == number_text(Decimal(text), precision), text
+
+
+def test_float_text_refuses_values_a_float_may_not_carry():
+    rng = random.Random(8)
+    for _ in range(10_000):
+        precision = rng.randint(0, 12)
+        text = str(Decimal(rng.randrange(10**15, 10**17)).scaleb(-precision))
+        assert float_text(float(text), precision) is None, text
+    assert float_text(12345678.12345678, 8) is None
+    assert float_text(1234567.12345678, 8) == "123456712345678"
+
+
+def test_float_text_rounds_values_with_more_decimals_than_their_precision():
+    assert float_text(0.123456789, 8) == number_text(0.123456789, 8) == "12345679"
+    assert float_text(0.0, 8) == ""
 
 
 def test_level_text_examples():
