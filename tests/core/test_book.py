@@ -412,6 +412,20 @@ MALFORMED: dict[str, Callable[[dict], None]] = {
     "infinite price": _set("asks", [{"price": float("inf"), "qty": "1"}]),
     "price a float cannot hold": _set("asks", [{"price": Decimal("123456789.123456789"), "qty": "1"}]),
     "timestamp not text": _set("timestamp", 12),
+    # A bad level after a delete, a change and an insert: all three are undone.
+    "bad level after changes": _set(
+        "bids",
+        [
+            {"price": 100.0, "qty": 0.0},
+            {"price": 99.5, "qty": 7.0},
+            {"price": 99.7, "qty": 1.0},
+            {"price": 99.6, "qty": float("nan")},
+        ],
+    ),
+    "bad ask after bid changes": lambda entry: entry.update(
+        bids=[{"price": "99.0", "qty": "0"}, {"price": "98.0", "qty": "4"}],
+        asks=[{"price": "100.6", "qty": "2"}, {"price": "100.9", "qty": True}],
+    ),
 }
 
 

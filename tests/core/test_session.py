@@ -354,4 +354,17 @@ def test_long_quantities_stay_exact_through_feed_and_mix_with_float_frames():
     session.feed(update, T0)
     assert book.valid and len(book.bids()) == 1
     assert session.counters["exact_decodes"] == 1, "a frame of short numbers stays on the float path"
+    # An update whose second level is too long for a float: the first level is undone,
+    # the frame decoded again with Decimals and applied once.
+    sent = [("0.1234568", "1.5"), ("0.1234565", "76543210.12345678")]
+    bids = sorted([*sent, *bids], key=lambda level: Decimal(level[0]), reverse=True)
+    checksum = zlib.crc32("".join(text(*a) for a in asks).encode() + "".join(text(*b) for b in bids).encode())
+    update = (
+        '{"channel":"book","type":"update","data":[{"symbol":"DOGE/USD",'
+        f'"bids":[{levels(sent)}],"asks":[],"checksum":{checksum}}}]}}'
+    )
+    events = session.feed(update, T0)
+    assert [event.kind for event in events] == ["book"]
+    assert session.counters["exact_decodes"] == 2
+    assert book.valid and book.levels_exact("bid") == [(Decimal(p), Decimal(q)) for p, q in bids]
     assert session.counters["malformed"] == 0 and session.counters["checksum_mismatches"] == 0
