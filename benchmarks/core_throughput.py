@@ -23,7 +23,7 @@ from kraken_nb.core.book import OrderBook
 from kraken_nb.core.messages import decode, parse
 from kraken_nb.core.params import Subscription
 from kraken_nb.core.session import Session
-from kraken_nb.core.wire import level_text, loads, loads_exact
+from kraken_nb.core.wire import float_text, loads, loads_exact
 
 __all__ = ["NAME", "FeedFailed", "breakdown", "feed_all", "run"]
 
@@ -132,8 +132,8 @@ _KEYS = {
 }
 _LABELS = {
     "orjson.loads": "orjson.loads (bare parse, floats)",
-    "loads": "messages.decode (the core's parse: orjson unless a book number needs Decimal)",
-    "loads_exact": "loads_exact (exact-decimal parse, the core's fallback)",
+    "loads": "messages.decode (the core's parse: orjson floats, Decimal only on InexactNumber)",
+    "loads_exact": "loads_exact (exact-decimal parse, the core's fallback for long values)",
     "python-kraken-sdk": "python-kraken-sdk SpotOrderBookClient (json.loads + on_message)",
     "order-book apply-only": "order-book C ext, apply-only (orjson floats, no checksum)",
     "order-book verified": "order-book C ext + KRAKEN checksum (Decimal quantize adapter)",
@@ -267,7 +267,8 @@ def breakdown(corpus: Corpus) -> list[tuple[str, float]]:
 
     def format_all() -> None:
         for price, qty in levels:
-            level_text(price, qty, *precisions)
+            float_text(price, precisions[0])
+            float_text(qty, precisions[1])
 
     book = fresh_book()
     checksum = book.checksum
@@ -292,7 +293,7 @@ def breakdown(corpus: Corpus) -> list[tuple[str, float]]:
     )
     pieces.append(
         (
-            f"  of which level_text for every level sent, uncached ({len(levels) / count:.1f}/frame)",
+            f"  of which float_text of every price and qty sent, uncached ({len(levels) / count:.1f}/frame)",
             _per_frame_us(format_all, count),
         )
     )

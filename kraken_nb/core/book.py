@@ -405,7 +405,8 @@ class OrderBook:
         prices, qtys, texts = side.prices, side.qtys, side.texts
         price_texts = self._price_texts
         scale, qty_limit = self._qty_scale, self._qty_limit
-        for level in self._levels_of(entry, name):
+        raw = entry.get(name)
+        for level in raw if type(raw) is list else self._levels_of(entry, name):
             try:
                 price, qty = level["price"], level["qty"]
             except (KeyError, TypeError, IndexError):

@@ -171,7 +171,7 @@ def parse(text: str | bytes, *, exact: bool = False) -> Message:
     values are too long for floats: the book raises ``InexactNumber`` then).
     """
     try:
-        frame = decode(text, exact=exact)
+        frame = loads_exact(text) if exact else loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedMessage(f"not JSON ({exc})", text) from None
     return parse_object(frame)
