@@ -325,6 +325,7 @@ class KrakenClient:
                 "checksum_mismatches": counters["checksum_mismatches"],
                 "resyncs": counters["resyncs"],
                 "malformed": counters["malformed"],
+                "exact_decodes": counters["exact_decodes"],
                 "rejected": counters["rejected"],
                 "errors": counters["errors"],
                 "heartbeats": counters["heartbeats"],

@@ -278,3 +278,20 @@ def test_max_rows_bounds_the_history() -> None:
         client.subscribe("trade", [SYMBOL, "ETH/USD", "SOL/USD"], snapshot=True)
         wait(client, lambda: client.stats()["trades"] > 300)
         assert len(client.trades()) == 100
+
+
+def test_long_book_quantities_are_decoded_exactly_over_the_socket(client: KrakenClient) -> None:
+    # DOGE/USD has "whale" levels of 8+ integer digits at qty precision 8: too long for floats.
+    client.subscribe("book", "DOGE/USD", depth=100)
+    wait(client, lambda: client.book("DOGE/USD") is not None and client.book("DOGE/USD").valid)
+    book = client.book("DOGE/USD")
+    long_levels = [
+        (price, qty)
+        for side in ("bid", "ask")
+        for price, qty in book.levels_exact(side)
+        if qty >= 10**7 and qty != qty.to_integral_value()
+    ]
+    assert long_levels, "the simulator's DOGE/USD book should hold 8+8-digit quantities"
+    stats = client.stats()
+    assert stats["exact_decodes"] >= 1
+    assert stats["checksum_mismatches"] == 0 and stats["malformed"] == 0 and stats["resyncs"] == 0

@@ -319,7 +319,12 @@ class Session:
             return [Event("error", None, exc)]
 
     def handle(self, message: Message, received_ns: int) -> list[Event]:
-        """Handle one parsed message (``feed`` without the decoding)."""
+        """Handle one parsed message (``feed`` without the decoding).
+
+        Raises ``InexactNumber`` when a book value decoded as a float is too
+        long to carry its digits; ``feed`` then decodes the frame again with
+        Decimals, a caller of ``handle`` must do the same (``parse(text, exact=True)``).
+        """
         if isinstance(message, TradeMessage):
             return self._on_trades(message)
         if isinstance(message, BookMessage):
