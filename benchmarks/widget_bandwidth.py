@@ -83,7 +83,7 @@ class _Meter:
 
 
 def _ticker_state_bytes(board: Any, pack: Callable[[Any], bytes]) -> int:
-    return len(pack({"method": "update", "state": {"rows": board.rows}, "buffer_paths": []}))
+    return len(pack({"method": "custom", "content": {"type": "snapshot", "rows": board.rows}}))
 
 
 def _tape_bytes(client: KrakenClient, pack: Callable[[Any], bytes]) -> int:

@@ -1,8 +1,10 @@
 """TickerBoard: a live quote board for several symbols.
 
-The board is small (one row per symbol), so it lives in a synced ``rows`` trait
-that is reassigned only when one of the symbols' ticker versions changed; the
-front end flashes the cells whose value moved.
+``rows`` holds one dict per symbol on the Python side. A view gets them all
+once (``{"type": "snapshot", "rows": [...]}``, when it asks) and afterwards
+only the fields that changed (``{"type": "rows", "rows": [{"symbol": ...,
+field: value}, ...]}``), sent when one of the symbols' ticker versions moved;
+the front end flashes the cells whose value moved.
 """
 
 from __future__ import annotations
@@ -33,21 +35,31 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _changed(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
+    """The fields of ``new`` that differ from ``old``, with the symbol; None when nothing did."""
+    fields = {key: value for key, value in new.items() if old.get(key) != value}
+    if not fields:
+        return None
+    fields["symbol"] = new["symbol"]
+    return fields
+
+
 class TickerBoard(StreamWidget):
     """Last, bid/ask, spread, 24h change and volume for ``symbols``, updated in place.
 
     Parameters: ``client`` (a ``KrakenClient``), ``symbols`` (one or more
     ``BASE/QUOTE`` names; the board subscribes to their ticker channel) and
-    ``rate_hz`` (board refreshes per second, default 5). Synced state: ``rows``
-    (one dict per symbol, in the order given, with the ticker fields, ``spread``
-    and the pair's ``price_precision``/``qty_precision``) and ``status``.
+    ``rate_hz`` (board refreshes per second, default 5). ``rows`` holds one
+    dict per symbol, in the order given, with the ticker fields, ``spread`` and
+    the pair's ``price_precision``/``qty_precision``; views receive it as a
+    snapshot and then as per-field changes. Synced state: ``symbols``, ``status``.
     """
 
     _esm = _ESM
     _css = _CSS
 
     symbols = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    rows = traitlets.List(traitlets.Dict()).tag(sync=True)
+    rows = traitlets.List(traitlets.Dict())
 
     def __init__(self, client: Any, symbols: str | Iterable[str], *, rate_hz: float = 5) -> None:
         names = [symbols] if isinstance(symbols, str) else list(symbols)
@@ -85,7 +97,11 @@ class TickerBoard(StreamWidget):
             return
         self._versions = current
         latest = self._client.ticker_latest()
-        self.rows = [self._row(name, latest) for name in self.symbols]
+        rows = [self._row(name, latest) for name in self.symbols]
+        changes = [change for old, new in zip(self.rows, rows, strict=True) if (change := _changed(old, new))]
+        self.rows = rows
+        if changes:
+            self.send({"type": "rows", "rows": changes})
 
     def _row(self, symbol: str, latest: Any) -> dict[str, Any]:
         row = self._empty_row(symbol)
@@ -102,7 +118,7 @@ class TickerBoard(StreamWidget):
         return row
 
     def _snapshot(self) -> None:
-        """Nothing to send: the whole board is in synced traits."""
+        self.send({"type": "snapshot", "rows": self.rows})
 
     def __repr__(self) -> str:
         return f"TickerBoard(symbols={list(self.symbols)!r}, status={self.status!r})"

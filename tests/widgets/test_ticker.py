@@ -91,3 +91,39 @@ def test_scheduler_keeps_the_board_moving(client) -> None:
 def test_bad_symbols_are_rejected(client, symbols) -> None:
     with pytest.raises(InvalidParams, match="symbol"):
         TickerBoard(client, symbols)
+
+
+def test_views_get_a_snapshot_then_only_changed_fields(client, monkeypatch) -> None:
+    board = TickerBoard(client, SYMBOLS, rate_hz=MANUAL)
+    try:
+        sent: list[dict] = []
+        monkeypatch.setattr(board, "send", lambda content, buffers=None: sent.append(content))
+        wait_for(lambda: set(SYMBOLS) <= set(client.ticker_latest().index), what="tickers of every symbol")
+        board.tick()
+        first = [dict(row) for row in board.rows]
+        board._handle({"type": "ready"}, [])
+        assert sent[-1] == {"type": "snapshot", "rows": board.rows}
+
+        versions = client.versions()
+        wait_for(
+            lambda: client.versions().get(("ticker", "BTC/USD")) != versions.get(("ticker", "BTC/USD")),
+            what="a new BTC/USD ticker",
+        )
+        sent.clear()
+        board.tick()
+        assert [message["type"] for message in sent] == ["rows"]
+        changes = sent[0]["rows"]
+        assert changes, "a moved ticker sends its row"
+        for change in changes:
+            before = next(row for row in first if row["symbol"] == change["symbol"])
+            after = next(row for row in board.rows if row["symbol"] == change["symbol"])
+            assert {key for key in change if key != "symbol"} == {
+                key for key in after if after[key] != before[key]
+            }
+            assert all(after[key] == value for key, value in change.items())
+        unchanged = {row["symbol"] for row in first} - {change["symbol"] for change in changes}
+        for symbol in unchanged:
+            before = next(row for row in first if row["symbol"] == symbol)
+            assert next(row for row in board.rows if row["symbol"] == symbol) == before
+    finally:
+        board.close()

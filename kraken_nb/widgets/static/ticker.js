@@ -108,30 +108,37 @@ export default {
     el.append(root);
 
     const views = new Map();
-    const paint = () => {
-      const rows = model.get("rows") || [];
-      const seen = new Set();
-      for (const row of rows) {
-        seen.add(row.symbol);
-        let view = views.get(row.symbol);
-        if (!view) {
-          view = knTickerRow(tbody);
-          views.set(row.symbol, view);
-        }
-        knTickerPaint(view, row);
+    const rows = new Map();
+    const paintRow = (row) => {
+      let view = views.get(row.symbol);
+      if (!view) {
+        view = knTickerRow(tbody);
+        views.set(row.symbol, view);
       }
-      for (const [symbol, view] of views) {
-        if (!seen.has(symbol)) {
-          view.tr.remove();
-          views.delete(symbol);
-        }
-      }
+      knTickerPaint(view, row);
     };
-    paint();
-    model.on("change:rows", paint);
+    const disposeMessages = knOnMessage(model, (content) => {
+      if (content.type === "snapshot") {
+        rows.clear();
+        views.clear();
+        tbody.replaceChildren();
+        for (const row of content.rows || []) {
+          rows.set(row.symbol, row);
+          paintRow(row);
+        }
+      } else if (content.type === "rows") {
+        for (const change of content.rows || []) {
+          const before = rows.get(change.symbol);
+          if (!before) continue; // not in the snapshot: ignore
+          const row = { ...before, ...change };
+          rows.set(row.symbol, row);
+          paintRow(row);
+        }
+      }
+    });
     model.send({ type: "ready" });
     return () => {
-      model.off("change:rows", paint);
+      disposeMessages();
       disposeStatus();
     };
   },
