@@ -40,7 +40,7 @@ class Settings:
     @property
     def rounds(self) -> int:
         """Interleaved timing rounds (the best of them counts)."""
-        return 1 if self.quick else 3
+        return 1 if self.quick else 5
 
     # -- DataFrames ----------------------------------------------------------------
 
