@@ -243,8 +243,7 @@ class OrderBook:
         other.__dict__.update(self.__dict__)
         other._bids = self._bids.copy()
         other._asks = self._asks.copy()
-        other._price_texts = dict(self._price_texts)
-        return other
+        return other  # the price-text cache is shared: an entry depends only on price and precision
 
     # -- checksum -----------------------------------------------------------------
 
@@ -396,7 +395,8 @@ class OrderBook:
     def _update(self, side: _Side, entry: Mapping[str, Any], name: str, undo: list[_Undo]) -> None:
         """Apply one side of an update, recording in ``undo`` what each change replaced.
 
-        This loop is the client's hot path. A float price seen before has its
+        This loop is the client's hot path (it inlines ``_Side.set`` and
+        ``_Side.remove``, which the undo uses). A float price seen before has its
         text cached; a float qty is formatted inline when it is a plain wire
         value (``float_text``'s rule: at most 15 digits, no more decimals than
         the precision). Anything else (zero, Decimals, errors) goes through

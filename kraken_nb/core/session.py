@@ -51,11 +51,11 @@ log = logging.getLogger(__name__)
 _INSTRUMENT: Final = Subscription("instrument", (), {})
 _MAX_QUEUED_BOOK_ENTRIES: Final = 10_000
 
-SubKey = tuple[str, str, Any]
+SubKey = tuple[str, str, Any]  # (channel, symbol or "", interval for ohlc else None)
 
 # Builds an Event in C: the NamedTuple constructor is a Python function, and the
 # book path makes one Event per frame.
-_tuple_new = tuple.__new__  # (channel, symbol or "", interval for ohlc else None)
+_tuple_new = tuple.__new__
 
 
 class Event(NamedTuple):

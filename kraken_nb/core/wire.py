@@ -99,8 +99,8 @@ EXACT_UNITS = 10**15
 def float_text(value: float, precision: int) -> str | None:
     """``number_text`` of a decoded float, or None when the float may have lost wire digits.
 
-    A decimal of at most 15 significant digits survives the float, and a wire
-    value with at most ``precision`` decimals has that many digits exactly
+    A decimal of at most 15 significant digits survives the float. A wire
+    value with at most ``precision`` decimals has at most 15 digits exactly
     when ``value * 10**precision`` rounds below 10**15; past that the frame
     must be decoded with Decimals. A value with more decimals than its
     precision is formatted (and rounded) from its ``repr``.
