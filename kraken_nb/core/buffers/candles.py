@@ -1,0 +1,142 @@
+"""Candles: ``CandleBuffer``, OHLC rows upserted by symbol, interval and interval start."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from operator import index as as_int
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kraken_nb.core.buffers.columnar import (
+    _BAD_ROW,
+    ColumnarBuffer,
+    _check_last,
+    _malformed,
+    _number,
+    _Selection,
+)
+from kraken_nb.core.timestamps import parse_rfc3339_ns
+
+__all__ = ["CandleBuffer"]
+
+_CANDLE_NUMBERS = ("open", "high", "low", "close", "vwap")
+
+
+class CandleBuffer(ColumnarBuffer):
+    """OHLC candles upserted by ``(symbol, interval, interval_begin)``.
+
+    Kraken re-sends the current candle as trades arrive: a known key is
+    overwritten in place, a new key is appended. The key index stays correct
+    when ``max_rows`` trims old rows; a candle whose row was trimmed comes back
+    as a new row. Frames are ordered by ``interval_begin`` (a stable sort, so
+    ties keep arrival order): every symbol/interval series is chronological
+    even when an old candle arrives late, e.g. in a second subscription's
+    snapshot.
+    """
+
+    _fields = (
+        ("symbol", "category"),
+        ("interval", "int"),
+        ("interval_begin", "time"),
+        *((name, "float") for name in _CANDLE_NUMBERS),
+        ("trades", "int"),
+        ("volume", "float"),
+        ("timestamp", "time"),
+    )
+
+    def __init__(self, *, capacity: int = 1024, max_rows: int | None = None) -> None:
+        super().__init__(capacity=capacity, max_rows=max_rows)
+        self._index: dict[tuple[int, int, int], int] = {}
+        self._upserts = 0
+        self._appends = 0
+
+    @property
+    def upserts(self) -> int:
+        """Candles that overwrote an existing row."""
+        return self._upserts
+
+    @property
+    def appends(self) -> int:
+        """Candles that added a row."""
+        return self._appends
+
+    def _convert(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        try:
+            interval = as_int(row["interval"])
+            begin = parse_rfc3339_ns(row["interval_begin"])
+            numbers = tuple(_number(row[name]) for name in _CANDLE_NUMBERS)
+            trades = as_int(row["trades"])
+            volume = _number(row["volume"])
+            stamp = parse_rfc3339_ns(row["timestamp"])
+            symbol = self._symbol_codes[row["symbol"]]
+        except _BAD_ROW as exc:
+            raise _malformed("ohlc", row, exc) from exc
+        return (symbol, interval, begin, *numbers, trades, volume, stamp)
+
+    def _add(self, values: tuple[Any, ...]) -> bool:
+        code = values[0]
+        key = (code, values[1], values[2])
+        at = self._index.get(key)
+        if at is not None and at >= self._start:
+            self._rows[at] = values
+            self._version += 1
+            self._symbol_versions[code] += 1
+            self._upserts += 1
+            return False
+        self._index[key] = self._write(values, code)
+        self._appends += 1
+        return True
+
+    def _compacted(self) -> None:
+        stop = self._stop
+        keys = zip(
+            self._rows["symbol"][:stop].tolist(),
+            self._rows["interval"][:stop].tolist(),
+            self._rows["interval_begin"][:stop].tolist(),
+            strict=True,
+        )
+        self._index = {key: at for at, key in enumerate(keys)}
+
+    def append(self, row: Mapping[str, Any]) -> bool:
+        """Upsert one candle; True if it added a row, False if it overwrote one."""
+        return self._add(self._convert(row))
+
+    def extend(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Upsert candles in order; return how many added rows. A malformed row adds nothing."""
+        converted = [self._convert(row) for row in rows]
+        return sum(self._add(values) for values in converted)
+
+    def to_frame(
+        self, symbol: str | None = None, interval: int | None = None, last: int | None = None
+    ) -> pd.DataFrame:
+        """A copy of the candles ordered by ``interval_begin``, filtered by ``symbol`` and ``interval``.
+
+        ``last`` keeps the newest n candles (by ``interval_begin``) of the selection.
+        """
+        last = _check_last(last)
+        if symbol is None and interval is None and last is None:
+            return self._full_frame()
+        return self._build(self._candles(symbol, interval, last))
+
+    def _full_selection(self) -> _Selection:
+        return self._candles(None, None, None)
+
+    def _candles(self, symbol: str | None, interval: int | None, last: int | None) -> _Selection:
+        start, stop = self._start, self._stop
+        mask = np.ones(stop - start, dtype=bool)
+        if symbol is not None:
+            code = self._symbol_codes.get(symbol)
+            if code is None:
+                return slice(0, 0)
+            mask &= self._rows["symbol"][start:stop] == code
+        if interval is not None:
+            mask &= self._rows["interval"][start:stop] == interval
+        rows = start + np.flatnonzero(mask)
+        begins = self._rows["interval_begin"][rows]
+        if len(begins) > 1 and not bool(np.all(begins[1:] >= begins[:-1])):
+            rows = rows[np.argsort(begins, kind="stable")]
+        if last is not None:
+            rows = rows[max(0, len(rows) - last) :]
+        return rows
