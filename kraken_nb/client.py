@@ -21,6 +21,7 @@ import pandas as pd
 from kraken_nb.core.book import OrderBook
 from kraken_nb.core.params import Subscription, validate_subscription
 from kraken_nb.core.session import Call, Event, Session
+from kraken_nb.core.taps import Tap
 from kraken_nb.dispatch import Dispatcher, EventStream
 from kraken_nb.errors import ClientClosed, RequestTimeout, SubscriptionRejected
 from kraken_nb.transport import Backoff, Transport
@@ -361,6 +362,22 @@ class KrakenClient:
         and counted in ``stream.dropped``. Close it with ``stream.close()``.
         """
         return self._dispatcher.stream(kinds or ("*",), maxsize)
+
+    def add_tap(self, tap: Tap) -> Callable[[], None]:
+        """Let ``tap`` observe every received frame and connection change; return its remover.
+
+        Taps run on the network thread under the client's lock and must only
+        hand work off (see :mod:`kraken_nb.core.taps`): the REST/MCP journal,
+        the Parquet recorder and the NATS relay are taps.
+        """
+        with self._lock:
+            self._session.add_tap(tap)
+
+        def remove() -> None:
+            with self._lock:
+                self._session.remove_tap(tap)
+
+        return remove
 
     # -- widgets --------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from kraken_nb.core.messages import (
     parse,
 )
 from kraken_nb.core.params import RequestIds, Subscription
+from kraken_nb.core.taps import Tap
 from kraken_nb.errors import (
     ChecksumMismatch,
     InexactNumber,
@@ -86,6 +87,8 @@ class Call:
     waiting: set[str]
     results: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     rejections: dict[str, str] = field(default_factory=dict)
+    acks: dict[str, Ack] = field(default_factory=dict)
+    """The whole acknowledgement per symbol ("" for the instrument channel): warnings, times."""
 
     @property
     def done(self) -> bool:
@@ -150,6 +153,27 @@ class Session:
         self._pings: set[int] = set()
         self._pongs: set[int] = set()
         self._open_gaps: dict[tuple[str, str], int] = {}
+        self._taps: list[Tap] = []
+
+    # -- taps ----------------------------------------------------------------
+
+    def add_tap(self, tap: Tap) -> None:
+        """Let ``tap`` observe every frame and connection change (see :mod:`kraken_nb.core.taps`)."""
+        if tap not in self._taps:
+            self._taps = [*self._taps, tap]
+
+    def remove_tap(self, tap: Tap) -> None:
+        """Stop notifying ``tap`` (no error if it was not added)."""
+        self._taps = [t for t in self._taps if t is not tap]
+
+    def _notify(self, method: str, *args: Any) -> None:
+        for tap in self._taps:
+            try:
+                getattr(tap, method)(*args)
+            except Exception:
+                self.counters["tap_errors"] += 1
+                if self.counters["tap_errors"] == 1:
+                    log.exception("tap %r failed in %s (logged once; counted in tap_errors)", tap, method)
 
     # -- commands -----------------------------------------------------------
 
@@ -258,6 +282,8 @@ class Session:
     def connection_made(self, now_ns: int) -> None:
         """A connection opened: queue every wanted subscription again, instrument first."""
         self.connected = True
+        if self._taps:
+            self._notify("connected", now_ns)
         self._outbox.clear()
         self._requests.clear()
         for index in self._open_gaps.values():
@@ -291,6 +317,8 @@ class Session:
                 self._open_gaps[(channel, symbol)] = len(self.gaps)
                 self.gaps.append(Gap(channel, symbol, now_ns, None, reason))
         self.counters["disconnects"] += 1
+        if self._taps:
+            self._notify("disconnected", now_ns, reason)
         return [Event("disconnected", None, reason)]
 
     # -- incoming ------------------------------------------------------------
@@ -304,19 +332,26 @@ class Session:
         self.counters["messages"] += 1
         self.counters["bytes"] += len(text)
         self.last_message_ns = received_ns
+        message: Message | None = None
         try:
             try:
-                return self.handle(parse(text), received_ns)
+                message = parse(text)
+                events = self.handle(message, received_ns)
             except InexactNumber:
                 # A book value has more digits than a float keeps: decode the frame
                 # again with Decimals. Book entries are applied whole or not at all,
                 # and applying an entry twice leaves the same book.
                 self.counters["exact_decodes"] += 1
-                return self.handle(parse(text, exact=True), received_ns)
+                message = parse(text, exact=True)
+                events = self.handle(message, received_ns)
         except MalformedMessage as exc:
             self.counters["malformed"] += 1
             log.warning("dropped malformed frame: %s", exc.reason)
-            return [Event("error", None, exc)]
+            message = None
+            events = [Event("error", None, exc)]
+        if self._taps:
+            self._notify("frame", text, message, received_ns, events)
+        return events
 
     def handle(self, message: Message, received_ns: int) -> list[Event]:
         """Handle one parsed message (``feed`` without the decoding).
@@ -541,6 +576,7 @@ class Session:
         for call in self._calls.values():
             if call.method == ack.method and call.channel == channel and symbol in call.waiting:
                 call.waiting.discard(symbol)
+                call.acks[symbol] = ack
                 if ack.success:
                     call.results[symbol] = ack.result
                 else:
