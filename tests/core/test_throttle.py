@@ -26,7 +26,7 @@ def test_keys_are_independent_and_only_the_first_keeps_its_traceback(caplog) -> 
             except RuntimeError:
                 throttled.warning("a", "callback failed", exc_info=True)
         throttled.warning("b", "other")
-    assert [r.exc_info is not None and r.exc_info[0] is RuntimeError for r in caplog.records] == [
+    assert [bool(r.exc_info) and r.exc_info[0] is RuntimeError for r in caplog.records] == [
         True,
         False,
         False,
