@@ -234,7 +234,12 @@ class MarketModel:
         return (bid[0] if bid else None, ask[0] if ask else None)
 
     def instrument(self) -> dict[str, Any]:
-        """The instrument channel's data: the assets and pairs listed."""
+        """The instrument channel's data: the assets and pairs listed.
+
+        Reference values are floats, so they print as Kraken prints them
+        (``"qty_increment":1e-08``, ``"qty_min":5e-05``, ``"cost_min":0.5``);
+        marginable pairs also carry ``margin_initial`` and the position limits.
+        """
         assets = dict.fromkeys(a for m in self._pairs.values() for a in (m.spec.base, m.spec.quote))
         return {
             "assets": [
@@ -244,29 +249,12 @@ class MarketModel:
                     "precision": asset.precision,
                     "precision_display": asset.precision_display,
                     "borrowable": asset.borrowable,
-                    "collateral_value": asset.collateral_value,
-                    "margin_rate": asset.margin_rate,
+                    "collateral_value": float(asset.collateral_value),
+                    "margin_rate": float(asset.margin_rate),
                 }
                 for asset in (ASSET_SPECS[a] for a in assets)
             ],
-            "pairs": [
-                {
-                    "symbol": spec.symbol,
-                    "base": spec.base,
-                    "quote": spec.quote,
-                    "status": "online",
-                    "qty_precision": spec.qty_precision,
-                    "qty_increment": spec.qty_increment,
-                    "price_precision": spec.price_precision,
-                    "price_increment": spec.price_increment,
-                    "cost_precision": spec.cost_precision,
-                    "cost_min": spec.cost_min,
-                    "qty_min": spec.qty_min,
-                    "marginable": spec.marginable,
-                    "has_index": True,
-                }
-                for spec in (m.spec for m in self._pairs.values())
-            ],
+            "pairs": [_wire_pair(m.spec) for m in self._pairs.values()],
         }
 
     # -- internals --------------------------------------------------------------------
@@ -290,3 +278,28 @@ class MarketModel:
             return None
         tick, units = level[0]
         return self.price_of(symbol, tick), self.qty_of(symbol, units)
+
+
+def _wire_pair(spec: PairSpec) -> dict[str, Any]:
+    """One pair as the instrument channel lists it, fields in the order of Kraken's docs example."""
+    pair: dict[str, Any] = {
+        "symbol": spec.symbol,
+        "base": spec.base,
+        "quote": spec.quote,
+        "status": "online",
+        "qty_precision": spec.qty_precision,
+        "qty_increment": float(spec.qty_increment),
+        "price_precision": spec.price_precision,
+        "cost_precision": spec.cost_precision,
+        "marginable": spec.marginable,
+        "has_index": True,
+        "cost_min": float(spec.cost_min),
+    }
+    if spec.marginable:
+        pair["margin_initial"] = float(spec.margin_initial)
+        pair["position_limit_long"] = spec.position_limit_long
+        pair["position_limit_short"] = spec.position_limit_short
+    pair["tick_size"] = float(spec.price_increment)
+    pair["price_increment"] = float(spec.price_increment)
+    pair["qty_min"] = float(spec.qty_min)
+    return pair
