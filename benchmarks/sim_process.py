@@ -49,10 +49,10 @@ class _Counter:
         original = Connection.send
         counter = self
 
-        def counting_send(connection: Connection, text: str) -> None:
+        def counting_send(connection: Connection, text: str, *, update: bool = True) -> None:
             now = time.time_ns()
             was_closed = connection.closed
-            original(connection, text)
+            original(connection, text, update=update)
             if was_closed:
                 return
             with counter.lock:
