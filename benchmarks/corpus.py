@@ -3,10 +3,11 @@
 A seeded :class:`~kraken_nb.simulator.MarketModel` is stepped 50 ms of market
 time at a time (as the running simulator does at speed 1) and the simulator's
 own :class:`~kraken_nb.simulator.feeds.Feeds` turn each step into the frames a
-subscriber would receive, so book updates are real per-subscriber diffs with
-Kraken's CRC32 checksums. Corpora are cached as gzip'd JSON lines in
-``benchmarks/.corpus/``, keyed by size, seed and a hash of the simulator
-sources, so a changed simulator regenerates them.
+subscriber would receive, so book updates are shaped as Kraken's (one per book
+event: one side, one to a few levels) and carry Kraken's CRC32 checksums.
+Corpora are cached as gzip'd JSON lines in ``benchmarks/.corpus/``, keyed by
+size, seed and a hash of the simulator sources, so a changed simulator
+regenerates them.
 """
 
 from __future__ import annotations
@@ -38,7 +39,15 @@ STEP_S = 0.05
 """Market seconds per step, as the simulator steps at speed 1."""
 _FORMAT = 1
 _CHANNELS = ("trade", "ticker", "ohlc")
-_SOURCES = ("market.py", "feeds.py", "encoding.py", "pairs.py", "candles.py")
+_SOURCES = (
+    "market.py",
+    "pair_market.py",
+    "book_feed.py",
+    "feeds.py",
+    "encoding.py",
+    "pairs.py",
+    "candles.py",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +76,7 @@ class _Recorder:
         self.subscriptions: dict[tuple[str, str, int], Subscription] = {}
         self.frames: list[str] = []
 
-    def send(self, text: str) -> None:
+    def send(self, text: str, *, update: bool = True) -> None:
         self.frames.append(text)
 
 

@@ -3,8 +3,9 @@
 The simulator runs in its own process (``benchmarks.sim_process``) so it does
 not share the client's GIL, and counts every frame it queues for the client.
 It steps its market every 1 ms of wall time instead of 50 ms: it sends at
-most one frame per channel and pair per step, so without that the message
-rate would stop rising at about 640 frames/s and only the frames would grow.
+most one trade, ticker and ohlc frame per pair per step (book frames follow
+the book events), so without that the message rate would level off early and
+only the frames would grow.
 At the top speeds the simulator process itself nears a full core; the
 details table shows its CPU share next to each rate.
 At each speed the client subscribes to book (depth 10), trade, ticker and

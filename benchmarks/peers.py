@@ -6,10 +6,11 @@
   calls and the three-second sleep it makes after a checksum mismatch; the
   mismatches are counted through its callback.
 * The ``order-book`` C extension has a ``KRAKEN`` checksum that formats each
-  key and value with ``str()``. Kraken v2 sends JSON numbers without trailing
-  zeros, so it cannot verify v2 checksums from the wire values; two variants
-  run: apply-only from ``orjson`` floats, and a verifying one that first
-  quantizes exact decimals to the pair's precisions in Python.
+  key and value with ``str()``. A float's ``str()`` drops the trailing zeros
+  Kraken prints, so fed floats it cannot verify v2 checksums; two variants
+  run: apply-only from ``orjson`` floats, and a verifying one fed exact
+  decimals, quantized to the pair's precisions in Python (a no-op on wire
+  values, which already carry them, kept for values that do not).
 
 Each runner returns ``(seconds for the update frames, checksum mismatches)``;
 the snapshot is applied before the clock starts.

@@ -14,8 +14,9 @@ answers one JSON line per command read from stdin:
 
 The counting wraps the simulator's ``Connection.send`` in this process only,
 and ``--tick`` sets the wall time between market steps (50 ms in the
-library): the simulator sends at most one frame per channel and pair per
-step, so a shorter tick is what lets the message rate rise with ``speed``.
+library): the simulator sends at most one trade, ticker and ohlc frame per
+pair per step, so a shorter tick is what lets the message rate rise with
+``speed``.
 The frames themselves are unchanged.
 """
 
@@ -49,10 +50,10 @@ class _Counter:
         original = Connection.send
         counter = self
 
-        def counting_send(connection: Connection, text: str) -> None:
+        def counting_send(connection: Connection, text: str, *, update: bool = True) -> None:
             now = time.time_ns()
             was_closed = connection.closed
-            original(connection, text)
+            original(connection, text, update=update)
             if was_closed:
                 return
             with counter.lock:

@@ -215,7 +215,8 @@ def _parse_ack(frame: dict[str, Any]) -> Ack:
     if not success and not isinstance(error, str):
         error = "request failed without a reason"
     symbol = frame.get("symbol", result.get("symbol"))
-    warnings = frame.get("warnings") or ()
+    # Kraken puts deprecation notices in the result; accept them at the top level too.
+    warnings = result.get("warnings", frame.get("warnings")) or ()
     return Ack(
         method=str(frame.get("method", "")),
         success=success,

@@ -35,7 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"comma-separated symbols to list (default: {','.join(DEFAULT_PAIRS)})",
     )
-    parser.add_argument("--heartbeat-interval", type=float, default=1.0, help="seconds between heartbeats")
+    parser.add_argument(
+        "--heartbeat-interval", type=float, default=1.0, help="seconds of silence before a heartbeat"
+    )
+    parser.add_argument(
+        "--book-snapshot-timestamps",
+        action="store_true",
+        help="add a timestamp to book snapshots (Kraken's carry none)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level for stderr (default INFO)")
     return parser
 
@@ -68,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             host=args.host,
             port=args.port,
             heartbeat_interval=args.heartbeat_interval,
+            book_snapshot_timestamps=args.book_snapshot_timestamps,
         )
         asyncio.run(_serve(simulator))
     except KeyboardInterrupt:

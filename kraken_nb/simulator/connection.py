@@ -2,13 +2,15 @@
 
 Frames are queued and written by one writer task per connection, so a slow or
 vanished client never holds up the others. A client that falls too far
-behind is cut off, as an exchange would.
+behind is cut off, as an exchange would. The connection remembers when it was
+last sent a channel update, so heartbeats can fill only the silences.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -26,15 +28,11 @@ MAX_BACKLOG: Final = 50_000
 
 @dataclass(slots=True)
 class Subscription:
-    """One subscription of one connection, with what its subscriber last saw."""
+    """One subscription of one connection (a bbo ticker also remembers the best levels it sent)."""
 
     channel: str
     symbol: str | None
-    options: Mapping[str, Any]
-    bids: dict[int, int] = field(default_factory=dict)
-    """Book: the subscriber's top-``depth`` bids as tick → units."""
-    asks: dict[int, int] = field(default_factory=dict)
-    """Book: the subscriber's top-``depth`` asks as tick → units."""
+    options: Mapping[str, Any] = field(default_factory=dict)
     bbo: Any = None
     """Ticker: the best bid and ask last sent."""
 
@@ -49,13 +47,21 @@ class Connection:
         self.remaining: int | None = None
         """Frames still to send before the connection is dropped (None: no limit)."""
         self.closed = False
+        self.last_update = time.monotonic()
+        """When the last channel update (any frame but a reply to a request) was queued."""
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._writer = asyncio.create_task(self._write(), name=f"simulator-writer-{connection_id}")
 
-    def send(self, text: str) -> None:
-        """Queue one frame; drop the connection when the client has fallen too far behind."""
+    def send(self, text: str, *, update: bool = True) -> None:
+        """Queue one frame; drop the connection when the client has fallen too far behind.
+
+        ``update=False`` marks a reply to a request (ack, pong): it does not
+        count as channel traffic, so it does not delay a heartbeat.
+        """
         if self.closed:
             return
+        if update:
+            self.last_update = time.monotonic()
         if self._queue.qsize() >= MAX_BACKLOG:
             logger.warning("connection %d is %d frames behind; dropping it", self.id, MAX_BACKLOG)
             self.abort()

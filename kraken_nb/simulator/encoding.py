@@ -1,9 +1,16 @@
-"""JSON text with exact ``Decimal`` numbers, the way Kraken prints them.
+"""JSON text with exact numbers, the way Kraken prints them.
 
-``json.dumps`` cannot write a ``Decimal`` as a bare number, and a float would
-add binary noise, so frames are built here: a ``Decimal`` is written with all
-its digits and trailing fractional zeros dropped (``4.00000000`` → ``4.0``,
-``0.00011621`` → ``0.00011621``), as Kraken does.
+Kraken prints every price and quantity as a bare JSON number at the pair's
+precision, trailing zeros kept (``"qty":0.10000000``, ``"price":1797.30``, a
+delete is ``"qty":0.00000000``), so a client can build the book checksum from
+the wire text. ``json.dumps`` cannot write a ``Decimal`` as a bare number, and
+a float would lose the zeros, so frames are built here: a ``Decimal`` is
+written in plain notation with exactly its own exponent (a value made with
+``Decimal(units).scaleb(-precision)`` carries the precision), and
+:func:`fixed_text` writes an integer count of ``10**-precision`` steps the same
+way without a ``Decimal``. A float is written as its shortest ``repr``, which
+is the form Kraken uses for the instrument channel's reference values
+(``"qty_increment":1e-08``, ``"cost_min":0.5``).
 """
 
 from __future__ import annotations
@@ -13,17 +20,26 @@ from decimal import Decimal
 from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
-__all__ = ["decimal_text", "dumps"]
+__all__ = ["decimal_text", "dumps", "fixed_text"]
 
 
 def decimal_text(value: Decimal) -> str:
-    """The JSON number text of ``value``: plain notation, trailing fractional zeros dropped."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0")
-        if text.endswith("."):
-            text += "0"
-    return text
+    """The JSON number text of ``value``: plain notation with all its digits (``0.10000000``)."""
+    return format(value, "f")
+
+
+def fixed_text(units: int, precision: int) -> str:
+    """The number ``units * 10**-precision`` with exactly ``precision`` decimals.
+
+    ``fixed_text(12345, 2)`` is ``"123.45"``, ``fixed_text(10, 8)`` is
+    ``"0.00000010"``, ``fixed_text(0, 8)`` is ``"0.00000000"``.
+    """
+    if precision <= 0:
+        return str(units)
+    if units < 0:
+        return "-" + fixed_text(-units, precision)
+    digits = str(units).rjust(precision + 1, "0")
+    return f"{digits[:-precision]}.{digits[-precision:]}"
 
 
 def dumps(obj: Any) -> str:

@@ -1,7 +1,8 @@
 """A seeded market model: order books, trades, candles and tickers for several pairs.
 
 Pure Python, no I/O, no clocks: :meth:`MarketModel.step` advances the market
-clock by ``dt`` seconds and returns what happened, per symbol. The dynamics of
+clock by ``dt`` seconds and returns what happened, per symbol: the trades, and
+the book events with every level change in the order it happened. The dynamics of
 each pair live in :mod:`kraken_nb.simulator.pair_market`; this module holds
 the clock, the warm-up and the wire-shaped views (book, ticker, candles,
 trades, instruments).
@@ -19,10 +20,25 @@ from typing import Any, Final
 from kraken_nb.core.params import OHLC_INTERVALS
 from kraken_nb.errors import InvalidParams
 from kraken_nb.simulator.candles import US_PER_MINUTE, CandleSeries
-from kraken_nb.simulator.pair_market import CANDLE_HISTORY, PairMarket, Trade, format_time
+from kraken_nb.simulator.pair_market import (
+    CANDLE_HISTORY,
+    BookEvent,
+    PairMarket,
+    Trade,
+    format_time,
+    format_time_ns,
+)
 from kraken_nb.simulator.pairs import ASSET_SPECS, PairSpec, resolve_pairs
 
-__all__ = ["BookChanged", "MarketEvent", "MarketModel", "TradesExecuted", "format_time"]
+__all__ = [
+    "BookChanged",
+    "BookEvent",
+    "MarketEvent",
+    "MarketModel",
+    "TradesExecuted",
+    "format_time",
+    "format_time_ns",
+]
 
 SNAPSHOT_TRADES: Final = 50
 """Trades in a trade snapshot, and the least every pair has after the warm-up."""
@@ -45,9 +61,15 @@ class TradesExecuted:
 
 @dataclass(frozen=True, slots=True)
 class BookChanged:
-    """The book of ``symbol`` changed during the step."""
+    """The book of ``symbol`` changed during the step: its book events, in order.
+
+    Each event is a tuple of ``(side, tick, units)`` level changes (``units``
+    0 deletes the level); replayed in order on the book as it was before the
+    step, they give the book after it.
+    """
 
     symbol: str
+    events: tuple[BookEvent, ...] = ()
 
 
 MarketEvent = TradesExecuted | BookChanged
@@ -95,8 +117,13 @@ class MarketModel:
 
     @property
     def now(self) -> str:
-        """The market clock as RFC3339 text."""
+        """The market clock as RFC3339 text (6 fraction digits)."""
         return format_time(self._now_us)
+
+    @property
+    def now_ns(self) -> str:
+        """The market clock as RFC3339 text with 9 fraction digits (the ohlc frame ``timestamp``)."""
+        return format_time_ns(self._now_us)
 
     def spec(self, symbol: str) -> PairSpec:
         """The pair spec of ``symbol``."""
@@ -108,7 +135,8 @@ class MarketModel:
         if total_us <= 0:
             return []
         start_us = self._now_us
-        versions = {symbol: market.version for symbol, market in self._pairs.items()}
+        for market in self._pairs.values():
+            market.take_book_events()  # changes made outside a step (seeding) are not news
         made: dict[str, list[Trade]] = {symbol: [] for symbol in self._pairs}
         parts = -(-total_us // _MAX_SUBSTEP_US)
         for part in range(parts):
@@ -122,8 +150,9 @@ class MarketModel:
             trades = made[symbol]
             if trades:
                 events.append(TradesExecuted(symbol, [market.wire_trade(t) for t in trades], trades[0][1]))
-            if market.version != versions[symbol]:
-                events.append(BookChanged(symbol))
+            book_events = market.take_book_events()
+            if book_events:
+                events.append(BookChanged(symbol, tuple(book_events)))
         return events
 
     # -- book -------------------------------------------------------------------------
@@ -143,7 +172,10 @@ class MarketModel:
         return (market.bids if side == "bids" else market.asks).units(tick)
 
     def book(self, symbol: str, depth: int) -> dict[str, Any]:
-        """The top ``depth`` of the book as a book-channel entry (bids descending, asks ascending)."""
+        """The top ``depth`` of the book as a snapshot entry (bids descending, asks ascending).
+
+        Like Kraken's snapshots it carries no ``timestamp``; the feed adds one when asked to.
+        """
         market = self._pair(symbol)
         price, qty = market.price, market.qty
         return {
@@ -151,7 +183,6 @@ class MarketModel:
             "bids": [{"price": price(t), "qty": qty(u)} for t, u in market.bids.top(depth)],
             "asks": [{"price": price(t), "qty": qty(u)} for t, u in market.asks.top(depth)],
             "checksum": market.checksum(),
-            "timestamp": self.now,
         }
 
     def checksum(self, symbol: str) -> int:
@@ -234,7 +265,12 @@ class MarketModel:
         return (bid[0] if bid else None, ask[0] if ask else None)
 
     def instrument(self) -> dict[str, Any]:
-        """The instrument channel's data: the assets and pairs listed."""
+        """The instrument channel's data: the assets and pairs listed.
+
+        Reference values are floats, so they print as Kraken prints them
+        (``"qty_increment":1e-08``, ``"qty_min":5e-05``, ``"cost_min":0.5``);
+        marginable pairs also carry ``margin_initial`` and the position limits.
+        """
         assets = dict.fromkeys(a for m in self._pairs.values() for a in (m.spec.base, m.spec.quote))
         return {
             "assets": [
@@ -244,29 +280,12 @@ class MarketModel:
                     "precision": asset.precision,
                     "precision_display": asset.precision_display,
                     "borrowable": asset.borrowable,
-                    "collateral_value": asset.collateral_value,
-                    "margin_rate": asset.margin_rate,
+                    "collateral_value": float(asset.collateral_value),
+                    "margin_rate": float(asset.margin_rate),
                 }
                 for asset in (ASSET_SPECS[a] for a in assets)
             ],
-            "pairs": [
-                {
-                    "symbol": spec.symbol,
-                    "base": spec.base,
-                    "quote": spec.quote,
-                    "status": "online",
-                    "qty_precision": spec.qty_precision,
-                    "qty_increment": spec.qty_increment,
-                    "price_precision": spec.price_precision,
-                    "price_increment": spec.price_increment,
-                    "cost_precision": spec.cost_precision,
-                    "cost_min": spec.cost_min,
-                    "qty_min": spec.qty_min,
-                    "marginable": spec.marginable,
-                    "has_index": True,
-                }
-                for spec in (m.spec for m in self._pairs.values())
-            ],
+            "pairs": [_wire_pair(m.spec) for m in self._pairs.values()],
         }
 
     # -- internals --------------------------------------------------------------------
@@ -290,3 +309,28 @@ class MarketModel:
             return None
         tick, units = level[0]
         return self.price_of(symbol, tick), self.qty_of(symbol, units)
+
+
+def _wire_pair(spec: PairSpec) -> dict[str, Any]:
+    """One pair as the instrument channel lists it, fields in the order of Kraken's docs example."""
+    pair: dict[str, Any] = {
+        "symbol": spec.symbol,
+        "base": spec.base,
+        "quote": spec.quote,
+        "status": "online",
+        "qty_precision": spec.qty_precision,
+        "qty_increment": float(spec.qty_increment),
+        "price_precision": spec.price_precision,
+        "cost_precision": spec.cost_precision,
+        "marginable": spec.marginable,
+        "has_index": True,
+        "cost_min": float(spec.cost_min),
+    }
+    if spec.marginable:
+        pair["margin_initial"] = float(spec.margin_initial)
+        pair["position_limit_long"] = spec.position_limit_long
+        pair["position_limit_short"] = spec.position_limit_short
+    pair["tick_size"] = float(spec.price_increment)
+    pair["price_increment"] = float(spec.price_increment)
+    pair["qty_min"] = float(spec.qty_min)
+    return pair

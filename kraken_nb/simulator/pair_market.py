@@ -7,6 +7,10 @@ the fair price are swept by a taker now and then, otherwise cancelled, and new
 quotes fill the gap. Random trades take resting liquidity from the best levels;
 random adds, cancels and resizes keep the book moving; each side is kept
 between ``MIN_LEVELS`` and ``MAX_LEVELS`` levels by working at its far end.
+
+Every change to a level is journalled in order, grouped into book events (one
+maker action, or one taker order with all its fills), so the feed can send the
+book as Kraken does: event by event, each message leaving a valid book.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ import math
 import random
 from bisect import bisect_left, insort
 from collections import deque
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, Final
+from zlib import crc32
 
 from kraken_nb.core.params import OHLC_INTERVALS
 from kraken_nb.core.timestamps import format_rfc3339_ns
-from kraken_nb.core.wire import checksum_of, level_text
 from kraken_nb.simulator.candles import US_PER_MINUTE, Candle, CandleSeries, synthetic_history
 from kraken_nb.simulator.pairs import PairSpec
 
@@ -29,9 +34,13 @@ __all__ = [
     "MAX_LEVELS",
     "MIN_LEVELS",
     "TRADE_LOG_LIMIT",
+    "BookEvent",
+    "LevelChange",
     "PairMarket",
     "Trade",
     "format_time",
+    "format_time_ns",
+    "top_checksum",
 ]
 
 MIN_LEVELS: Final = 1100
@@ -54,6 +63,10 @@ _REVERSION: Final = 2e-5
 _Fill = tuple[str, str, int, int]
 Trade = tuple[int, int, str, str, int, int]
 """A recorded trade: (trade_id, time_us, side, ord_type, tick, units)."""
+LevelChange = tuple[str, int, int]
+"""One level change: (side ``"bids"``/``"asks"``, tick, units after it; 0 deletes the level)."""
+BookEvent = tuple[LevelChange, ...]
+"""The level changes of one book event, in order (one maker action, or one taker order's fills)."""
 
 
 def format_time(time_us: int) -> str:
@@ -61,13 +74,50 @@ def format_time(time_us: int) -> str:
     return format_rfc3339_ns(time_us * 1000, 6)
 
 
+def format_time_ns(time_us: int) -> str:
+    """RFC3339 text of a market time with 9 fraction digits (ohlc ``interval_begin`` and ``timestamp``)."""
+    return format_rfc3339_ns(time_us * 1000, 9)
+
+
+def top_checksum(asks: Iterable[tuple[int, int]], bids: Iterable[tuple[int, int]]) -> int:
+    """Kraken's CRC32 of the top levels given as ``(tick, units)``, best first (10 a side).
+
+    A level's checksum text is its price and quantity at the pair's precisions
+    without the point and leading zeros, which for positive integer ticks and
+    units is simply their decimal digits.
+    """
+    return crc32("".join([f"{t}{u}" for t, u in asks] + [f"{t}{u}" for t, u in bids]).encode())
+
+
+class _Journal:
+    """The level changes since the last :meth:`take`, grouped into book events."""
+
+    __slots__ = ("events",)
+
+    def __init__(self) -> None:
+        self.events: list[list[LevelChange]] = [[]]
+
+    def begin(self) -> None:
+        """Start a new book event (the changes recorded next belong to it)."""
+        if self.events[-1]:
+            self.events.append([])
+
+    def take(self) -> list[BookEvent]:
+        """The book events recorded so far, in order; the journal is emptied."""
+        events = [tuple(event) for event in self.events if event]
+        self.events = [[]]
+        return events
+
+
 class _Side:
     """One side of a book: units by signed key (tick for asks, -tick for bids), keys best first."""
 
-    __slots__ = ("changes", "keys", "qty", "sign")
+    __slots__ = ("changes", "journal", "keys", "name", "qty", "sign")
 
-    def __init__(self, sign: int) -> None:
+    def __init__(self, sign: int, journal: _Journal) -> None:
         self.sign = sign
+        self.name = "bids" if sign < 0 else "asks"
+        self.journal = journal
         self.keys: list[int] = []
         self.qty: dict[int, int] = {}
         self.changes = 0
@@ -88,12 +138,16 @@ class _Side:
         return tick + self.sign * gap
 
     def set(self, tick: int, units: int) -> None:
-        """Create or resize the level at ``tick``."""
+        """Create or resize the level at ``tick`` (nothing happens when it already holds ``units``)."""
         key = self.sign * tick
-        if key not in self.qty:
+        old = self.qty.get(key)
+        if old == units:
+            return
+        if old is None:
             insort(self.keys, key)
         self.qty[key] = units
         self.changes += 1
+        self.journal.events[-1].append((self.name, tick, units))
 
     def remove(self, tick: int) -> None:
         """Delete the level at ``tick`` if it exists."""
@@ -101,6 +155,7 @@ class _Side:
         if self.qty.pop(key, None) is not None:
             del self.keys[bisect_left(self.keys, key)]
             self.changes += 1
+            self.journal.events[-1].append((self.name, tick, 0))
 
     def top(self, depth: int) -> list[tuple[int, int]]:
         """The best ``depth`` levels as ``(tick, units)``, best first."""
@@ -122,8 +177,9 @@ class PairMarket:
         self.min_units = max(1, int(spec.qty_min * self.qty_scale))
         self.max_units = 10**8 * self.qty_scale - 1
         self.floor_tick = max(10, int(spec.spacing * MAX_LEVELS * 3))
-        self.bids = _Side(-1)
-        self.asks = _Side(1)
+        self.journal = _Journal()
+        self.bids = _Side(-1, self.journal)
+        self.asks = _Side(1, self.journal)
         self.next_trade_id = trade_id
         self.trades: deque[Trade] = deque(maxlen=TRADE_LOG_LIMIT)
         self.last_tick = self.start_tick
@@ -178,12 +234,15 @@ class PairMarket:
 
     def _refill(self, side: _Side, anchor: int) -> None:
         """Keep ``side`` between MIN_LEVELS and MAX_LEVELS levels by working at its far end."""
+        begin = self.journal.begin
         while len(side) < MIN_LEVELS:
             tick = side.worse(side.tick(-1), self._gap()) if side.keys else anchor
             if tick < 1:
                 break
+            begin()
             side.set(tick, self._level_units())
         while len(side) > MAX_LEVELS:
+            begin()
             side.remove(side.tick(-1))
 
     def _fill_gap(self, side: _Side, target: int, limit: int) -> None:
@@ -193,6 +252,7 @@ class PairMarket:
         added = 0
         while (tick - best) * -side.sign > 0 and added < limit:
             if tick >= 1:
+                self.journal.begin()
                 side.set(tick, self._level_units())
             tick = side.worse(tick, self._gap())
             added += 1
@@ -212,10 +272,13 @@ class PairMarket:
             if side.keys and stale(side.tick(0)):
                 sweep = _SWEEP_LEVELS if self.rng.random() < _SWEEP_SHARE else 0
                 fills: list[_Fill] = []
+                self.journal.begin()  # the sweep is one taker order; each cancel is an event of its own
                 while side.keys and stale(side.tick(0)):
                     tick = side.tick(0)
                     if len(fills) < sweep:
                         fills.append((taker, "market", tick, side.units(tick)))
+                    else:
+                        self.journal.begin()
                     side.remove(tick)
                 if fills:
                     orders.append(fills)
@@ -240,6 +303,7 @@ class PairMarket:
         ord_type = "market" if rng.random() < 0.35 else "limit"
         wanted = self._trade_units()
         fills: list[_Fill] = []
+        self.journal.begin()
         while wanted > 0 and side.keys and len(fills) < 4:
             tick = side.tick(0)
             resting = side.units(tick)
@@ -263,6 +327,7 @@ class PairMarket:
             rng.randrange(count - 1) if rng.random() < 0.1 else min(int(rng.expovariate(1 / 6)), count - 2)
         )
         action = rng.random()
+        self.journal.begin()
         if action < 0.4:
             self._random_add(side, index)
         elif action < 0.7:
@@ -297,6 +362,7 @@ class PairMarket:
     def _uncross(self) -> None:
         while self.bids.keys and self.asks.keys and self.bids.tick(0) >= self.asks.tick(0):
             bid, ask = self.bids.tick(0), self.asks.tick(0)
+            self.journal.begin()
             if abs(bid - self.fair) > abs(ask - self.fair):
                 self.bids.remove(bid)
             else:
@@ -350,12 +416,12 @@ class PairMarket:
     def checksum(self) -> int:
         """Kraken's CRC32 of the current top 10 levels of each side."""
         if self._checksum is None or self._checksum[0] != self.version:
-            pp, qp = self.spec.price_precision, self.spec.qty_precision
-            price, qty = self.price, self.qty
-            asks = [level_text(price(t), qty(u), pp, qp) for t, u in self.asks.top(10)]
-            bids = [level_text(price(t), qty(u), pp, qp) for t, u in self.bids.top(10)]
-            self._checksum = (self.version, checksum_of(asks, bids))
+            self._checksum = (self.version, top_checksum(self.asks.top(10), self.bids.top(10)))
         return self._checksum[1]
+
+    def take_book_events(self) -> list[BookEvent]:
+        """The book events since the last call, in order (each a tuple of level changes)."""
+        return self.journal.take()
 
     def price(self, tick: int) -> Decimal:
         """The exact price of ``tick``."""
@@ -394,7 +460,7 @@ class PairMarket:
             "vwap": vwap,
             "trades": candle.trades,
             "volume": self.qty(candle.volume),
-            "interval_begin": format_time(candle.begin_us),
+            "interval_begin": format_time_ns(candle.begin_us),
             "interval": interval,
             "timestamp": format_time(candle.begin_us + interval * US_PER_MINUTE),
         }

@@ -1,8 +1,10 @@
 """The pairs and assets the simulator lists, with Kraken-like precisions and limits.
 
 Precisions, increments and minimums follow what Kraken publishes for these
-pairs; the behaviour fields (start price, level and trade sizes, spacing of
-book levels, volatility, event rates) shape the simulated market.
+pairs; margin requirements and position limits are illustrative (BTC/USD's are
+the values of Kraken's instrument docs example); the behaviour fields (start
+price, level and trade sizes, spacing of book levels, volatility, event rates)
+shape the simulated market.
 """
 
 from __future__ import annotations
@@ -59,6 +61,12 @@ class PairSpec:
     whale_share: float = 0.0
     """Share of new levels sized between 10**7 and 10**8 base units."""
     marginable: bool = True
+    margin_initial: Decimal = Decimal("0.2")
+    """Initial margin requirement of a marginable pair (0.2: leverage up to 5x)."""
+    position_limit_long: int = 0
+    """Largest long margin position, in base units (marginable pairs)."""
+    position_limit_short: int = 0
+    """Largest short margin position, in base units (marginable pairs)."""
 
     @property
     def base(self) -> str:
@@ -81,6 +89,19 @@ class PairSpec:
         return Decimal(1).scaleb(-self.qty_precision)
 
 
+#: Initial margin and long/short position limits of the marginable pairs.
+_MARGIN: Final[Mapping[str, tuple[str, int, int]]] = {
+    "BTC/USD": ("0.2", 250, 200),
+    "ETH/USD": ("0.2", 4000, 3000),
+    "SOL/USD": ("0.25", 40000, 30000),
+    "XRP/EUR": ("0.25", 2000000, 1500000),
+    "ETH/BTC": ("0.2", 1000, 800),
+    "ADA/USD": ("0.25", 2000000, 1500000),
+    "DOGE/USD": ("0.25", 20000000, 10000000),
+    "LTC/EUR": ("0.25", 10000, 8000),
+}
+
+
 def _pair(
     symbol: str,
     price_precision: int,
@@ -96,6 +117,7 @@ def _pair(
     book_rate: float,
     **extra: object,
 ) -> PairSpec:
+    margin_initial, limit_long, limit_short = _MARGIN[symbol]
     return PairSpec(
         symbol,
         price_precision,
@@ -110,6 +132,9 @@ def _pair(
         volatility,
         trade_rate,
         book_rate,
+        margin_initial=Decimal(margin_initial),
+        position_limit_long=limit_long,
+        position_limit_short=limit_short,
         **extra,
     )  # type: ignore[arg-type]
 

@@ -4,7 +4,7 @@
 default filled in, or raises :class:`RequestError` carrying the text of the
 ``success: false`` reply. Checks that need server state (unknown symbol,
 already subscribed, not subscribed) are left to the server and answered per
-symbol.
+symbol. Replies list their keys in alphabetical order, as Kraken's do.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from kraken_nb.core.params import (
 
 __all__ = [
     "DEFAULTS",
+    "WARNINGS",
     "Request",
     "RequestError",
     "ack",
@@ -41,6 +42,12 @@ DEFAULTS: Final[Mapping[str, Mapping[str, Any]]] = {
     "ohlc": {"interval": 1, "snapshot": True},
     "trade": {"snapshot": False},
     "instrument": {"execution_venue": "international", "include_tokenized_assets": False, "snapshot": True},
+}
+
+#: Deprecation notices Kraken puts in the ``result`` of a successful subscribe ack.
+WARNINGS: Final[Mapping[str, tuple[str, ...]]] = {
+    "ohlc": ("timestamp is deprecated, use interval_begin",),
+    "instrument": ("tick_size is deprecated, use price_increment",),
 }
 
 _METHODS: Final = ("subscribe", "unsubscribe", "ping")
@@ -63,13 +70,20 @@ _KEY_PARAMS: Final[Mapping[str, tuple[str, ...]]] = {
 
 
 class RequestError(Exception):
-    """A request that is answered ``success: false`` as a whole (not per symbol)."""
+    """A request that is answered ``success: false`` as a whole (not per symbol).
 
-    def __init__(self, error: str, method: str | None = None, req_id: int | None = None) -> None:
+    ``sends_status`` is set for a subscribe to the ``status`` channel, which
+    Kraken answers with the status payload before the error.
+    """
+
+    def __init__(
+        self, error: str, method: str | None = None, req_id: int | None = None, *, sends_status: bool = False
+    ) -> None:
         super().__init__(error)
         self.error = error
         self.method = method
         self.req_id = req_id
+        self.sends_status = sends_status
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +139,11 @@ def _parse_params(method: str, req_id: int | None, params: Any) -> Request:
         raise fail("Missing field: 'channel'")
     if channel in _PRIVATE_CHANNELS:
         raise fail("Private data and trading are unavailable on this endpoint. Try ws-auth.kraken.com")
+    if channel == "status":
+        # Status is pushed, not subscribed: Kraken sends it again and refuses the request.
+        raise RequestError("Symbol(s) not found", method, req_id, sends_status=method == "subscribe")
     if channel not in CHANNELS:
-        raise fail(f"Channel not supported: {channel!r}")
+        raise fail("Subscription name invalid")
     allowed = PARAMS_BY_CHANNEL[channel]
     for name in params:
         if name not in ("channel", "symbol", *allowed) or (name == "symbol" and channel == "instrument"):
@@ -164,7 +181,10 @@ def subscription_key(channel: str, symbol: str, options: Mapping[str, Any]) -> t
 
 
 def result_of(method: str, channel: str, symbol: str | None, options: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``result`` of a successful ack: the channel, symbol and the parameters in force."""
+    """The ``result`` of a successful ack: the channel, symbol and the parameters in force.
+
+    A subscribe to ohlc or instrument also carries Kraken's deprecation ``warnings``.
+    """
     result: dict[str, Any] = {"channel": channel}
     if symbol is not None:
         result["symbol"] = symbol
@@ -172,7 +192,9 @@ def result_of(method: str, channel: str, symbol: str | None, options: Mapping[st
     for name in names:
         if name in options and not (channel == "instrument" and name != "snapshot"):
             result[name] = options[name]
-    return result
+    if method == "subscribe" and channel in WARNINGS:
+        result["warnings"] = list(WARNINGS[channel])
+    return dict(sorted(result.items()))
 
 
 def ack(
@@ -199,7 +221,7 @@ def ack(
         message["error"] = error
     message["time_in"] = time_in
     message["time_out"] = time_out
-    return message
+    return dict(sorted(message.items()))
 
 
 def pong(req_id: int | None, time_in: str, time_out: str) -> dict[str, Any]:

@@ -4,8 +4,10 @@ It runs on an asyncio loop, either the caller's (``async with Simulator()``)
 or its own on a daemon thread (``start_in_thread`` / ``running()``). A market
 task steps the :class:`~kraken_nb.simulator.market.MarketModel` every 50 ms
 of wall time (``speed`` × that in market time) and fans the events out; a
-heartbeat task beats once per ``heartbeat_interval`` on subscribed connections.
-The fault switches can be thrown from any thread.
+heartbeat task sends a heartbeat to a subscribed connection once it has had no
+channel update for ``heartbeat_interval`` (Kraken: "approximately once every
+second in the absence of any other channel updates"). The fault switches can
+be thrown from any thread.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import itertools
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
@@ -51,6 +54,7 @@ SERVER_VERSION: Final = "2.0.10"
 TICK_SECONDS: Final = 0.05
 """Wall time between market steps."""
 MALFORMED_FRAME: Final = '{"channel":"book","type":"update","data":[{"symbol":'
+HEARTBEAT_FRAME: Final = '{"channel":"heartbeat"}'
 _CALL_TIMEOUT: Final = 10.0
 _CLOSE_TIMEOUT: Final = 2.0
 
@@ -73,7 +77,9 @@ class Simulator:
         host: str = "127.0.0.1",
         port: int = 0,
         heartbeat_interval: float = 1.0,
+        book_snapshot_timestamps: bool = False,
     ) -> None:
+        """``book_snapshot_timestamps`` adds a ``timestamp`` to book snapshots (Kraken's have none)."""
         if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not speed > 0:
             raise InvalidParams("speed", speed, "a positive number")
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
@@ -91,7 +97,7 @@ class Simulator:
         self.heartbeat_interval = float(heartbeat_interval)
         self.market = MarketModel(seed, pairs, start=datetime.now(UTC))
         self._faults = Faults()
-        self._feeds = Feeds(self.market, self._faults)
+        self._feeds = Feeds(self.market, self._faults, snapshot_timestamps=book_snapshot_timestamps)
         self._lock = threading.Lock()
         self._connections: set[Connection] = set()
         self._connection_ids = random.Random(seed ^ 0x5EED5)
@@ -349,27 +355,22 @@ class Simulator:
         try:
             request = parse_request(frame)
         except RequestError as exc:
-            connection.send(dumps(ack(exc.method, exc.req_id, time_in, self._clock(), error=exc.error)))
+            if exc.sends_status:
+                connection.send(self._status_frame(connection))
+            self._reply(connection, ack(exc.method, exc.req_id, time_in, self._clock(), error=exc.error))
             return
         try:
             if request.method == "ping":
-                connection.send(dumps(pong(request.req_id, time_in, self._clock())))
+                self._reply(connection, pong(request.req_id, time_in, self._clock()))
             elif request.method == "subscribe":
                 self._subscribe(connection, request, time_in)
             else:
                 self._unsubscribe(connection, request, time_in)
         except Exception:
             logger.exception("failed to handle %r", frame)
-            connection.send(
-                dumps(
-                    ack(
-                        request.method,
-                        request.req_id,
-                        time_in,
-                        self._clock(),
-                        error="EGeneral:Internal error",
-                    )
-                )
+            self._reply(
+                connection,
+                ack(request.method, request.req_id, time_in, self._clock(), error="EGeneral:Internal error"),
             )
 
     def _subscribe(self, connection: Connection, request: Request, time_in: str) -> None:
@@ -387,17 +388,16 @@ class Simulator:
             else:
                 error = None
             if error is not None:
-                connection.send(
-                    dumps(
-                        ack("subscribe", request.req_id, time_in, self._clock(), error=error, symbol=symbol)
-                    )
+                self._reply(
+                    connection,
+                    ack("subscribe", request.req_id, time_in, self._clock(), error=error, symbol=symbol),
                 )
                 continue
             sub = Subscription(channel, symbol, options)
             connection.subscriptions[key] = sub
             added.append(sub)
             result = result_of("subscribe", channel, symbol, options)
-            connection.send(dumps(ack("subscribe", request.req_id, time_in, self._clock(), result=result)))
+            self._reply(connection, ack("subscribe", request.req_id, time_in, self._clock(), result=result))
         for sub in added:
             frame = self._feeds.snapshot(sub)
             if frame is not None:
@@ -411,29 +411,33 @@ class Simulator:
             if sub is not None and channel == "book" and "depth" in request.explicit:
                 sub = sub if sub.options["depth"] == options["depth"] else None
             if sub is None:
-                connection.send(
-                    dumps(
-                        ack(
-                            "unsubscribe",
-                            request.req_id,
-                            time_in,
-                            self._clock(),
-                            error="Subscription Not Found",
-                            symbol=symbol,
-                        )
-                    )
+                error = ack(
+                    "unsubscribe",
+                    request.req_id,
+                    time_in,
+                    self._clock(),
+                    error="Subscription Not Found",
+                    symbol=symbol,
                 )
+                self._reply(connection, error)
                 continue
             del connection.subscriptions[key]
             result = result_of("unsubscribe", channel, symbol, sub.options)
-            connection.send(dumps(ack("unsubscribe", request.req_id, time_in, self._clock(), result=result)))
+            self._reply(connection, ack("unsubscribe", request.req_id, time_in, self._clock(), result=result))
+
+    @staticmethod
+    def _reply(connection: Connection, message: dict[str, Any]) -> None:
+        """Send the answer to a request (not a channel update: it does not hold back a heartbeat)."""
+        connection.send(dumps(message), update=False)
 
     def _status_frame(self, connection: Connection) -> str:
         data = {
+            "version": SERVER_VERSION,
+            "system": self._system,
             "api_version": API_VERSION,
             "connection_id": connection.id,
-            "system": self._system,
-            "version": SERVER_VERSION,
+            "upcoming_maintenance": [],
+            "emergency": [],
         }
         return dumps({"channel": "status", "type": "update", "data": [data]})
 
@@ -465,11 +469,13 @@ class Simulator:
                 logger.exception("market step failed")
 
     async def _run_heartbeats(self) -> None:
-        frame = dumps({"channel": "heartbeat"})
+        """Beat on each subscribed connection that has had no channel update for an interval."""
         while True:
-            await asyncio.sleep(self.heartbeat_interval)
+            interval = self.heartbeat_interval
+            await asyncio.sleep(min(0.1, interval / 4))
             if not self._faults.heartbeats:
                 continue
+            now = time.monotonic()
             for connection in tuple(self._connections):
-                if connection.subscriptions:
-                    connection.send(frame)
+                if connection.subscriptions and now - connection.last_update >= interval:
+                    connection.send(HEARTBEAT_FRAME)

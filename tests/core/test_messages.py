@@ -42,6 +42,22 @@ def test_success_ack():
     assert ack.channel == "book"
 
 
+def test_ack_warnings_are_read_from_the_result_where_kraken_puts_them():
+    # As recorded from wss://ws.kraken.com/v2 (quoted by python-kraken-sdk and other clients).
+    ack = parse(
+        '{"method":"subscribe","req_id":121,"result":{"channel":"ohlc","interval":60,"snapshot":true,'
+        '"symbol":"ETH/USD","warnings":["timestamp is deprecated, use interval_begin"]},"success":true,'
+        '"time_in":"2024-05-19T19:06:57.002983Z","time_out":"2024-05-19T19:06:57.003037Z"}'
+    )
+    assert isinstance(ack, Ack) and ack.success
+    assert ack.warnings == ("timestamp is deprecated, use interval_begin",)
+    assert (ack.channel, ack.symbol, ack.result["interval"]) == ("ohlc", "ETH/USD", 60)
+    top_level = parse(
+        '{"method":"subscribe","result":{"channel":"instrument"},"success":true,"warnings":["w"]}'
+    )
+    assert isinstance(top_level, Ack) and top_level.warnings == ("w",)
+
+
 def test_error_ack_names_symbol_and_reason():
     ack = parse(
         '{"error":"Currency pair not supported BTC/XYZ","method":"subscribe","req_id":9,'

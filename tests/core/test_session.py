@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -368,3 +370,71 @@ def test_long_quantities_stay_exact_through_feed_and_mix_with_float_frames():
     assert session.counters["exact_decodes"] == 2
     assert book.valid and book.levels_exact("bid") == [(Decimal(p), Decimal(q)) for p, q in bids]
     assert session.counters["malformed"] == 0 and session.counters["checksum_mismatches"] == 0
+
+
+def wire_number(value: float, precision: int) -> str:
+    """A value as Kraken prints it: at the pair's precision, trailing zeros kept."""
+    return format(Decimal(repr(value)).quantize(Decimal(1).scaleb(-precision)), "f")
+
+
+def wire_book_frame(frame: dict, price_precision: int, qty_precision: int) -> str:
+    """A recorded book frame as Kraken's wire text (the recording lost the trailing zeros)."""
+    text = json.dumps(frame, separators=(",", ":"))
+
+    def level(match: re.Match) -> str:
+        price, qty = float(match.group(1)), float(match.group(2))
+        return f'{{"price":{wire_number(price, price_precision)},"qty":{wire_number(qty, qty_precision)}}}'
+
+    return re.sub(r'\{"price":([0-9.e-]+),"qty":([0-9.e-]+)\}', level, text)
+
+
+def test_frames_shaped_like_krakens_keep_the_client_working():
+    """No snapshot timestamp, exponent-form instrument values, warnings in acks, trailing zeros."""
+    session = connected_session()
+    book_call = session.subscribe(validate_subscription("book", "BTC/USD"))
+    ohlc_call = session.subscribe(validate_subscription("ohlc", "BTC/USD", interval=1))
+    for request in session.data_to_send():
+        params = request["params"]
+        result: dict = {"channel": params["channel"], "snapshot": True}
+        if params["channel"] == "instrument":
+            result["warnings"] = ["tick_size is deprecated, use price_increment"]
+        else:
+            result.update(symbol="BTC/USD", **{k: v for k, v in params.items() if k in ("depth", "interval")})
+        if params["channel"] == "ohlc":
+            result["warnings"] = ["timestamp is deprecated, use interval_begin"]
+        reply = {"method": "subscribe", "req_id": request["req_id"], "result": result, "success": True}
+        session.feed(json.dumps(reply, sort_keys=True), T0)
+    assert session.call(ohlc_call).acks["BTC/USD"].warnings == (
+        "timestamp is deprecated, use interval_begin",
+    )
+    assert session.call(book_call).done
+    # The instrument pair as Kraken prints it (docs example and live captures): exponent-form floats.
+    session.feed(
+        '{"channel":"instrument","type":"snapshot","data":{"assets":[{"id":"BTC","status":"enabled",'
+        '"precision":10,"precision_display":5,"borrowable":true,"collateral_value":1.0,"margin_rate":0.01}],'
+        '"pairs":[{"symbol":"BTC/USD","base":"BTC","quote":"USD","status":"online","qty_precision":8,'
+        '"qty_increment":1e-08,"price_precision":1,"cost_precision":5,"marginable":true,"has_index":true,'
+        '"cost_min":0.5,"margin_initial":0.2,"position_limit_long":250,"position_limit_short":200,'
+        '"tick_size":0.1,"price_increment":0.1,"qty_min":5e-05}]}}',
+        T0,
+    )
+    assert session.pairs["BTC/USD"]["qty_increment"] == 1e-08 and session.pairs["BTC/USD"]["qty_min"] == 5e-05
+    vector = recorded_book()
+    assert "timestamp" not in vector["snapshot"]["data"][0], "the recorded snapshot has none, as Kraken's"
+    frames = [vector["snapshot"], *vector["updates"]]
+    texts = [wire_book_frame(frame, 1, 8) for frame in frames]
+    assert any('"qty":0.00000000}' in text for text in texts) and any("0}" in text for text in texts)
+    for i, text in enumerate(texts):
+        assert [e.kind for e in session.feed(text, T0 + i)] == ["book"]
+    book = session.books["BTC/USD"]
+    assert book.valid and book.timestamp == vector["updates"][-1]["data"][0]["timestamp"]
+    assert session.counters["checksum_mismatches"] == 0
+    session.feed(
+        '{"channel":"ohlc","type":"update","timestamp":"2026-10-06T18:06:02.264627814Z","data":[{'
+        '"symbol":"BTC/USD","open":85754.8,"high":85754.8,"low":85754.7,"close":85754.8,"trades":5,'
+        '"volume":0.00126522,"vwap":85754.7,"interval_begin":"2026-10-06T18:06:00.000000000Z","interval":1,'
+        '"timestamp":"2026-10-06T18:07:00.000000Z"}]}',
+        T0,
+    )
+    candles = session.candles.to_frame()
+    assert len(candles) == 1 and candles["close"].iloc[0] == 85754.8

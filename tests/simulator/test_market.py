@@ -209,10 +209,10 @@ def test_frames_carry_decimals_as_exact_json_numbers():
         "f": Decimal("-0.51"),
     }
     text = dumps(data)
-    assert '"a":12345678.12345678' in text
-    assert '"b":4.0' in text
-    assert '"c":0.00011621' in text
-    assert '"f":-0.51' in text
+    assert '"a":12345678.12345678,' in text
+    assert '"b":4.00000000,' in text  # trailing zeros kept, as Kraken prints them
+    assert '"c":0.00011621,' in text
+    assert '"f":-0.51}' in text
     assert loads_exact(text) == data
     with pytest.raises(TypeError, match="set"):
         dumps({"bad": {1, 2}})
@@ -226,8 +226,8 @@ def test_instrument_lists_every_pair_with_its_precisions(model):
     assert (pairs["BTC/USD"]["price_precision"], pairs["BTC/USD"]["qty_precision"]) == (1, 8)
     assert (pairs["DOGE/USD"]["price_precision"], pairs["DOGE/USD"]["qty_precision"]) == (7, 8)
     for pair in pairs.values():
-        assert pair["price_increment"] == Decimal(1).scaleb(-pair["price_precision"])
-        assert pair["qty_increment"] == Decimal(1).scaleb(-pair["qty_precision"])
+        assert pair["price_increment"] == pair["tick_size"] == 10.0 ** -pair["price_precision"]
+        assert pair["qty_increment"] == 10.0 ** -pair["qty_precision"]
         assert pair["base"] + "/" + pair["quote"] == pair["symbol"]
         assert pair["status"] == "online" and pair["qty_min"] > 0 and pair["cost_min"] > 0
     assets = {a["id"] for a in data["assets"]}

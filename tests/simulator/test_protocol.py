@@ -11,6 +11,8 @@ from kraken_nb.core.params import BOOK_DEPTHS, OHLC_INTERVALS
 
 from .wire import WireClient
 
+OHLC_WARNING = "timestamp is deprecated, use interval_begin"
+
 
 def is_rfc3339(text: str) -> bool:
     return (
@@ -72,8 +74,8 @@ def test_one_ack_per_symbol_before_the_snapshots(wire):
     [
         ("book", {}, {"depth": 10, "snapshot": True}),
         ("book", {"depth": 100, "snapshot": False}, {"depth": 100, "snapshot": False}),
-        ("ohlc", {}, {"interval": 1, "snapshot": True}),
-        ("ohlc", {"interval": 240}, {"interval": 240, "snapshot": True}),
+        ("ohlc", {}, {"interval": 1, "snapshot": True, "warnings": [OHLC_WARNING]}),
+        ("ohlc", {"interval": 240}, {"interval": 240, "snapshot": True, "warnings": [OHLC_WARNING]}),
         ("trade", {}, {"snapshot": False}),
         ("ticker", {"event_trigger": "bbo", "snapshot": False}, {"event_trigger": "bbo", "snapshot": False}),
     ],
@@ -150,7 +152,7 @@ def request(params: dict) -> dict:
         (request({"channel": "book", "symbol": []}), "symbol"),
         (request({"channel": "book", "symbol": "BTC/USD"}), "symbol"),
         (request({"channel": "book", "symbol": [1]}), "symbol"),
-        (request({"channel": "candles", "symbol": ["BTC/USD"]}), "Channel not supported"),
+        (request({"channel": "candles", "symbol": ["BTC/USD"]}), "Subscription name invalid"),
         (request({"channel": "executions"}), "ws-auth.kraken.com"),
         (request({"symbol": ["BTC/USD"]}), "Missing field: 'channel'"),
         (request({"channel": "instrument", "symbol": ["BTC/USD"]}), "Unsupported field: 'symbol'"),
