@@ -9,7 +9,7 @@ read from stdin:
   connection for ``SECONDS`` at ``RATE`` frames/s, or as fast as the socket
   takes them when ``RATE`` is 0 (``websockets``' ``send`` then waits whenever
   the kernel's send buffer is full, so TCP flow control paces the source);
-* ``wait`` — block until the current play ends;
+* ``wait`` — block until the current play ends; ``stop`` — end it now and wait;
 * ``stats`` — frames sent so far, whether playing, ``time.monotonic_ns``, CPU seconds;
 * ``times PATH`` — write the last play's send times and frame lengths (``.npz``);
 * ``quit``.
@@ -120,6 +120,7 @@ class FrameSource:
         self.connections = 0
         self.sent = 0
         self.playing = False
+        self._stopping = False
         self.error: str | None = None
         self.times = np.zeros(0, dtype=np.int64)
         self.lengths = np.zeros(0, dtype=np.int32)
@@ -172,9 +173,15 @@ class FrameSource:
         if self.playing:
             return {"error": "already playing"}
         self.playing = True
+        self._stopping = False
         self._play_done.clear()
         asyncio.run_coroutine_threadsafe(self._play(self.connection, rate, seconds), self.loop)
         return {"playing": True}
+
+    def stop(self) -> dict[str, Any]:
+        """End the current play (if any) and wait for it."""
+        self._stopping = True
+        return self.wait()
 
     def wait(self, timeout: float = 600.0) -> dict[str, Any]:
         """Block until the play ends."""
@@ -288,7 +295,7 @@ class FrameSource:
         try:
             while True:
                 now = clock()
-                if now >= deadline:
+                if now >= deadline or self._stopping:
                     break
                 if rate > 0:
                     due = int((now - started) / period_ns) + 1
@@ -341,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
             _answer(source.play(rate, seconds))
         elif command == "wait":
             _answer(source.wait())
+        elif command == "stop":
+            _answer(source.stop())
         elif command == "stats":
             _answer(source.stats())
         elif command == "times":

@@ -30,7 +30,7 @@ from kraken_nb.simulator.faults import Faults
 from kraken_nb.simulator.feeds import Feeds
 from kraken_nb.simulator.market import MarketModel
 
-__all__ = ["SOURCE_OPTIONS", "Program", "build_program", "load_program", "program_path"]
+__all__ = ["SOURCE_OPTIONS", "Program", "build_program", "load_program", "program_path", "read_program"]
 
 SOURCE_OPTIONS: Mapping[str, Mapping[str, Any]] = {
     "book": {"snapshot": True},
@@ -109,7 +109,8 @@ def _save(path: Path, program: Program) -> None:
     write_frames(path, program.header(), program.frames)
 
 
-def _read(path: Path) -> Program:
+def read_program(path: Path) -> Program:
+    """The program saved in ``path``."""
     header, frames = read_frames(path)
     return Program(
         name=header["name"],
@@ -140,6 +141,6 @@ def load_program(
     symbols = tuple(DEFAULT_PAIRS[:pairs])
     path = program_path(settings, name, frames)
     program = cached(
-        path, lambda: build_program(name, symbols, channels, frames, settings.seed), _save, _read
+        path, lambda: build_program(name, symbols, channels, frames, settings.seed), _save, read_program
     )
     return program, path
