@@ -131,7 +131,7 @@ def _measure(source: Any, key: str, pairs: int, settings: Settings) -> Case:
         bytes_per_frame=program.nbytes / len(program.frames),
         rate=full.processed_rate(),
         sent_rate=full.sent_rate(),
-        feed_rate=_feed_rate(program, settings.rounds),
+        feed_rate=_feed_rate(program, min(settings.rounds, 3)),
         backlog_max=max((b for _, b in series), default=0),
         backlog_end_of_send=at_end[-1] if at_end else 0,
         backlog_series=series,
