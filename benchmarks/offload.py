@@ -22,12 +22,12 @@ import json
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from benchmarks.child import Child
-from benchmarks.programs import Program, read_program
+from benchmarks.programs import read_program
+from benchmarks.streaming import subscribe_program
 
 __all__ = ["OffloadedClient", "main"]
 
@@ -67,16 +67,6 @@ class OffloadedClient:
             self.child.close()
 
 
-def _subscribe(client: Any, program: Program) -> None:
-    symbols = list(program.symbols)
-    for channel, params in program.channels.items():
-        client.subscribe(channel, symbols, **params)
-    if "book" in program.channels:
-        client.wait_until(
-            lambda c: all((book := c.book(s)) is not None and book.valid for s in symbols), timeout=30
-        )
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the client until ``quit``."""
     from kraken_nb import KrakenClient
@@ -88,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     seen_tickers = 0
     try:
         client.wait_connected()
-        _subscribe(client, program)
+        subscribe_program(client, program)
         sys.stdout.write(json.dumps({"ready": True}) + "\n")
         sys.stdout.flush()
         for line in sys.stdin:

@@ -27,7 +27,7 @@ from benchmarks.programs import Program
 from kraken_nb import KrakenClient
 from kraken_nb.core.taps import Tap
 
-__all__ = ["AppliedTimes", "Play", "frame_source", "play", "subscribed_client"]
+__all__ = ["AppliedTimes", "Play", "frame_source", "play", "subscribe_program", "subscribed_client"]
 
 _DATA_PREFIXES = ('{"channel":"book"', '{"channel":"trade"', '{"channel":"ticker"', '{"channel":"ohlc"')
 
@@ -106,6 +106,17 @@ def frame_source() -> Iterator[Child]:
         source.close()
 
 
+def subscribe_program(client: KrakenClient, program: Program) -> None:
+    """Subscribe the program's channels for its pairs; wait until every book is valid."""
+    symbols = list(program.symbols)
+    for channel, params in program.channels.items():
+        client.subscribe(channel, symbols, **params)
+    if "book" in program.channels:
+        client.wait_until(
+            lambda c: all((book := c.book(s)) is not None and book.valid for s in symbols), timeout=30
+        )
+
+
 def subscribed_client(source: Child, program: Program, path: Path) -> tuple[KrakenClient, AppliedTimes]:
     """Load ``program`` into the source, connect a client, subscribe it, wait for every book."""
     loaded = source.ask(f"load {path}")
@@ -116,13 +127,7 @@ def subscribed_client(source: Child, program: Program, path: Path) -> tuple[Krak
         client.wait_connected()
         applied = AppliedTimes()
         client.add_tap(applied)
-        symbols = list(program.symbols)
-        for channel, params in program.channels.items():
-            client.subscribe(channel, symbols, **params)
-        if "book" in program.channels:
-            client.wait_until(
-                lambda c: all((book := c.book(s)) is not None and book.valid for s in symbols), timeout=30
-            )
+        subscribe_program(client, program)
     except BaseException:
         client.close()
         raise
