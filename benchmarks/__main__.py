@@ -23,6 +23,8 @@ __all__ = ["BENCHMARKS", "build_parser", "main"]
 BENCHMARKS: dict[str, str] = {
     "core": "benchmarks.core_throughput",
     "e2e": "benchmarks.end_to_end",
+    "ceiling": "benchmarks.ceiling",
+    "responsive": "benchmarks.responsive",
     "dataframes": "benchmarks.dataframes",
     "widgets": "benchmarks.widget_bandwidth",
 }

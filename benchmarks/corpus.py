@@ -16,10 +16,10 @@ import gzip
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import kraken_nb.simulator as simulator_package
 from benchmarks.settings import Settings
@@ -29,9 +29,23 @@ from kraken_nb.simulator.faults import Faults
 from kraken_nb.simulator.feeds import Feeds
 from kraken_nb.simulator.market import MarketModel
 
-__all__ = ["BOOK_SYMBOL", "STEP_S", "Corpus", "book_corpus", "channel_corpora", "load_corpora"]
+__all__ = [
+    "BOOK_SYMBOL",
+    "STEP_S",
+    "Corpus",
+    "Recorder",
+    "book_corpus",
+    "cached",
+    "channel_corpora",
+    "load_corpora",
+    "read_frames",
+    "source_hash",
+    "write_frames",
+]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 BOOK_SYMBOL = "BTC/USD"
 """The pair of the book corpora (price precision 1, qty precision 8)."""
@@ -69,7 +83,7 @@ class Corpus:
         return sum(len(frame) for frame in self.frames)
 
 
-class _Recorder:
+class Recorder:
     """Stands in for a simulator connection: keeps its subscriptions and every frame sent to it."""
 
     def __init__(self) -> None:
@@ -84,7 +98,7 @@ def book_corpus(depth: int, updates: int, seed: int) -> Corpus:
     """A snapshot of ``BOOK_SYMBOL`` at ``depth`` followed by ``updates`` update frames."""
     market = MarketModel(seed, [BOOK_SYMBOL])
     feeds = Feeds(market, Faults())
-    recorder = _Recorder()
+    recorder = Recorder()
     subscription = Subscription("book", BOOK_SYMBOL, {"depth": depth, "snapshot": True})
     recorder.subscriptions[("book", BOOK_SYMBOL, depth)] = subscription
     snapshot = feeds.snapshot(subscription)
@@ -107,7 +121,7 @@ def channel_corpora(frames_each: int, seed: int) -> dict[str, Corpus]:
     """Trade, ticker (trade-triggered) and 1-minute ohlc update frames of every default pair."""
     market = MarketModel(seed)
     feeds = Feeds(market, Faults())
-    recorder = _Recorder()
+    recorder = Recorder()
     for symbol in market.symbols:
         recorder.subscriptions[("trade", symbol, 0)] = Subscription("trade", symbol, {"snapshot": False})
         recorder.subscriptions[("ticker", symbol, 0)] = Subscription(
@@ -131,7 +145,8 @@ def channel_corpora(frames_each: int, seed: int) -> dict[str, Corpus]:
     }
 
 
-def _source_hash() -> str:
+def source_hash() -> str:
+    """A short hash of the simulator sources the corpora are generated from."""
     folder = Path(simulator_package.__file__).parent
     digest = hashlib.sha1(str(_FORMAT).encode())
     for name in _SOURCES:
@@ -139,6 +154,25 @@ def _source_hash() -> str:
         if path.exists():
             digest.update(path.read_bytes())
     return digest.hexdigest()[:10]
+
+
+def write_frames(path: Path, header: dict[str, Any], frames: Iterable[str]) -> None:
+    """Write a gzip'd JSON-lines file: the ``header`` object, then one frame per line (atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    with gzip.open(partial, "wt", encoding="utf-8", compresslevel=3) as out:
+        out.write(json.dumps(header) + "\n")
+        for frame in frames:
+            out.write(frame + "\n")
+    partial.replace(path)
+
+
+def read_frames(path: Path) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The header and the frames of a file written by :func:`write_frames`."""
+    with gzip.open(path, "rt", encoding="utf-8") as source:
+        header: dict[str, Any] = json.loads(source.readline())
+        frames = tuple(line.rstrip("\n") for line in source)
+    return header, frames
 
 
 def _save(path: Path, corpus: Corpus) -> None:
@@ -151,19 +185,11 @@ def _save(path: Path, corpus: Corpus) -> None:
         "price_precision": corpus.price_precision,
         "qty_precision": corpus.qty_precision,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    with gzip.open(partial, "wt", encoding="utf-8", compresslevel=3) as out:
-        out.write(json.dumps(header) + "\n")
-        for frame in corpus.frames:
-            out.write(frame + "\n")
-    partial.replace(path)
+    write_frames(path, header, corpus.frames)
 
 
 def _load(path: Path) -> Corpus:
-    with gzip.open(path, "rt", encoding="utf-8") as source:
-        header: dict[str, Any] = json.loads(source.readline())
-        frames = tuple(line.rstrip("\n") for line in source)
+    header, frames = read_frames(path)
     return Corpus(frames=frames, **header)
 
 
@@ -175,29 +201,37 @@ def _prune(path: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
-def _cached(path: Path, build: Any) -> Any:
+def cached(
+    path: Path,
+    build: Callable[[], T],
+    save: Callable[[Path, T], None],
+    load: Callable[[Path], T],
+) -> T:
+    """``load(path)`` when a readable copy is cached there, else ``build()`` and ``save`` it."""
     _prune(path)
     if path.exists():
         try:
-            return _load(path)
+            return load(path)
         except (OSError, ValueError, TypeError, EOFError) as exc:
             logger.warning("regenerating unreadable corpus %s (%s)", path.name, exc)
-    corpus = build()
-    _save(path, corpus)
-    return corpus
+    value = build()
+    save(path, value)
+    return value
 
 
 def load_corpora(settings: Settings, names: Iterable[str] | None = None) -> dict[str, Corpus]:
     """The corpora of this run (``book10``, ``book1000``, ``trade``, ``ticker``, ``ohlc``), cached."""
     wanted = set(names) if names is not None else {"book10", "book1000", *_CHANNELS}
-    key = f"seed{settings.seed}-{_source_hash()}"
+    key = f"seed{settings.seed}-{source_hash()}"
     folder = settings.corpus_dir
     corpora: dict[str, Corpus] = {}
     for depth, updates in ((10, settings.book10_updates), (1000, settings.book1000_updates)):
         name = f"book{depth}"
         if name in wanted:
             path = folder / f"{name}-n{updates}-{key}.jsonl.gz"
-            corpora[name] = _cached(path, lambda d=depth, u=updates: book_corpus(d, u, settings.seed))
+            corpora[name] = cached(
+                path, lambda d=depth, u=updates: book_corpus(d, u, settings.seed), _save, _load
+            )
     channels = wanted.intersection(_CHANNELS)
     if channels:
         count = settings.channel_frames

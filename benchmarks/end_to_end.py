@@ -26,18 +26,15 @@ latency. The market clock (``speed`` × wall time) is never used for it.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from benchmarks.child import Child
 from benchmarks.results import Report, Row
-from benchmarks.settings import HERE, Settings
+from benchmarks.settings import Settings
 from benchmarks.timing import percentile
 from kraken_nb import KrakenClient
 from kraken_nb.core.session import Event
@@ -79,51 +76,14 @@ class Level:
     sustained: bool
 
 
-class _Server:
-    """The simulator process and its command pipe."""
+class _Server(Child):
+    """The simulator process (``benchmarks.sim_process``) and its command pipe."""
 
     def __init__(self, seed: int, speed: float) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "benchmarks.sim_process",
-                "--seed",
-                str(seed),
-                "--speed",
-                str(speed),
-                "--tick",
-                str(_TICK_S),
-            ],
-            cwd=HERE.parent,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            bufsize=1,
+        super().__init__(
+            "benchmarks.sim_process", "--seed", str(seed), "--speed", str(speed), "--tick", str(_TICK_S)
         )
-        self.url: str = self._read()["url"]
-
-    def _read(self) -> Any:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the simulator process ended (exit code {self.process.poll()})")
-        return json.loads(line)
-
-    def ask(self, command: str) -> Any:
-        assert self.process.stdin is not None
-        self.process.stdin.write(command + "\n")
-        self.process.stdin.flush()
-        return self._read()
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError, ValueError, RuntimeError):
-            self.ask("quit")
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        self.url: str = self.hello["url"]
 
 
 class _Receipts:

@@ -82,3 +82,31 @@ class Settings:
     def widget_ticks(self) -> int:
         """Widget ticks (at 10 Hz: a tenth of a second of data each) measured per widget."""
         return 10 if self.quick else 100
+
+    # -- ceiling and responsiveness (the frame source) ----------------------------------------
+
+    def program_frames(self, channel: str, depth: int | None = None) -> int:
+        """Update frames of a frame-source program (the source loops it when a play outlasts it)."""
+        if self.quick:
+            return 400
+        return 4_000 if depth == 1000 else 20_000
+
+    @property
+    def ceiling_s(self) -> float:
+        """Seconds the source sends as fast as the socket takes them, per case."""
+        return 0.3 if self.quick else 3.0
+
+    @property
+    def paced_s(self) -> float:
+        """Seconds of each paced run (latency at a set rate)."""
+        return 0.3 if self.quick else 2.0
+
+    @property
+    def responsive_rounds(self) -> int:
+        """Interleaved rounds of the notebook workload under each streaming condition."""
+        return 1 if self.quick else 3
+
+    @property
+    def workload_scale(self) -> float:
+        """Size of the notebook workload (1.0: about 0.1 s on a quiet core)."""
+        return 0.2 if self.quick else 1.0
