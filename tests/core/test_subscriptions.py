@@ -33,7 +33,9 @@ def states(s: Session) -> dict[tuple[str, str | None], tuple[str, int]]:
 
 
 def subscribes(requests: list[dict]) -> list[tuple[str, list[str]]]:
-    return [(r["params"]["channel"], r["params"].get("symbol")) for r in requests if r["method"] == "subscribe"]
+    return [
+        (r["params"]["channel"], r["params"].get("symbol")) for r in requests if r["method"] == "subscribe"
+    ]
 
 
 def test_records_tell_the_state_of_each_subscription():
