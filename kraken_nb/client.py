@@ -285,6 +285,11 @@ class KrakenClient:
         states = ", ".join(
             f"{s.symbol or s.channel} {s.state} after {s.attempts} request(s)" for s in records
         )
+        if all(s.state == "failed" for s in records):
+            return (
+                f"the subscription is kept as failed ({states}): it is tried again on the next "
+                "connection or when you subscribe again; see subscriptions()"
+            )
         return f"the subscription is kept and retried with backoff ({states}); see subscriptions()"
 
     def _wait(self, ready: Callable[[], bool], timeout: float | None, what: str) -> None:

@@ -364,8 +364,11 @@ class Transport:
             with self._lock:
                 events = self._session.poll(now)
                 last = self._session.last_message_ns
-                streaming = bool(self._session.subscriptions())
-                settled = self._session.settled()
+                # only a confirmed subscription promises data or heartbeats; an unanswered
+                # request is the session's to retry (and websockets' keepalive finds a dead link)
+                counts = self._session.subscription_counts()
+                streaming = "confirmed" in counts
+                settled = len(counts) <= 1 and (streaming or not counts)
             if events:
                 self._on_events(events)
             self._wakeup.set()  # send what poll() queued
