@@ -27,18 +27,16 @@ import asyncio
 import json
 import logging
 import random
-import sys
 import threading
 import time
-import traceback
-from collections.abc import Callable, MutableMapping
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Final
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from kraken_nb.core.reconnect import Backoff, ConnectBudget
-from kraken_nb.core.redaction import redact, redact_url
+from kraken_nb.core.redaction import RedactingLogger, redact, redact_url
 from kraken_nb.core.session import Event, Session
 from kraken_nb.core.throttle import ThrottledLog
 from kraken_nb.errors import ConnectionFailed
@@ -65,35 +63,6 @@ class Clock:
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds``."""
         await asyncio.sleep(seconds)
-
-
-class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """The websockets library's logger, with the URL's secrets scrubbed from every line.
-
-    At DEBUG, websockets logs the request line (with its query) and the headers
-    (with the Basic ``Authorization`` built from the userinfo).
-    """
-
-    def __init__(self, logger: logging.Logger, url: str) -> None:
-        super().__init__(logger, {})
-        self._url = url
-
-    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
-        if not self.isEnabledFor(level):
-            return
-        text = str(msg) % args if args else str(msg)
-        exc_info = kwargs.pop("exc_info", None)
-        if exc_info:
-            exc = exc_info if isinstance(exc_info, BaseException) else sys.exception()
-            if isinstance(exc_info, tuple):
-                exc = exc_info[1]
-            if exc is not None:
-                text += "\n" + "".join(traceback.format_exception(exc)).rstrip()
-        kwargs.setdefault("stacklevel", 2)
-        self.logger.log(level, "%s", redact(text, self._url), **kwargs)
-
-    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
-        return msg, kwargs
 
 
 class Transport:
@@ -148,7 +117,7 @@ class Transport:
         self._max_size = max_size
         self._rng = random.Random()
         self._throttled = ThrottledLog(log)
-        self._ws_logger = _RedactingLogger(logging.getLogger("websockets.client"), url)
+        self._ws_logger = RedactingLogger(logging.getLogger("websockets.client"), url)
         self._loop = asyncio.new_event_loop()
         self._wakeup: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None

@@ -14,11 +14,15 @@ signature, auth…). Anything shown (``repr``, log lines, errors,
 from __future__ import annotations
 
 import base64
+import logging
 import re
-from typing import Final
+import sys
+import traceback
+from collections.abc import MutableMapping
+from typing import Any, Final
 from urllib.parse import unquote
 
-__all__ = ["MASK", "redact", "redact_url", "secrets_of"]
+__all__ = ["MASK", "RedactingLogger", "redact", "redact_url", "secrets_of"]
 
 MASK: Final = "***"
 
@@ -69,3 +73,38 @@ def redact(text: str, url: str) -> str:
     for secret in secrets:
         text = text.replace(secret, MASK)
     return text
+
+
+class RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger that scrubs ``url``'s secrets from every line (and traceback) it passes on.
+
+    Give it to libraries that log what they send: at DEBUG, websockets logs the
+    request line (with its query) and the headers (with the Basic
+    ``Authorization`` built from the userinfo).
+    """
+
+    def __init__(self, logger: logging.Logger, url: str) -> None:
+        super().__init__(logger, {})
+        self._url = url
+        self._plain = not secrets_of(url)
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        """Log ``msg % args`` with the secrets of the URL replaced by ``***``."""
+        if not self.isEnabledFor(level):
+            return
+        kwargs.setdefault("stacklevel", 2)
+        if self._plain:
+            self.logger.log(level, msg, *args, **kwargs)
+            return
+        text = str(msg) % args if args else str(msg)
+        exc_info = kwargs.pop("exc_info", None)
+        if exc_info:
+            exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+            exc = exc if isinstance(exc, BaseException) else sys.exception()
+            if exc is not None:
+                text += "\n" + "".join(traceback.format_exception(exc)).rstrip()
+        self.logger.log(level, "%s", redact(text, self._url), **kwargs)
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        """Pass ``msg`` on unchanged (``log`` does the work)."""
+        return msg, kwargs
