@@ -21,12 +21,18 @@ import pandas as pd
 from kraken_nb.core.book import OrderBook
 from kraken_nb.core.params import Subscription, validate_subscription
 from kraken_nb.core.reconnect import Backoff, ConnectBudget
-from kraken_nb.core.redaction import redact_url
+from kraken_nb.core.redaction import redact, redact_url
 from kraken_nb.core.session import Call, Event, Session
 from kraken_nb.core.subscriptions import SubscriptionStatus
 from kraken_nb.core.taps import Tap
 from kraken_nb.dispatch import Dispatcher, EventStream
-from kraken_nb.errors import ClientClosed, ConnectionFailed, RequestTimeout, SubscriptionRejected
+from kraken_nb.errors import (
+    ClientClosed,
+    ConnectionFailed,
+    InvalidParams,
+    RequestTimeout,
+    SubscriptionRejected,
+)
 from kraken_nb.transport import Clock, Transport
 
 if TYPE_CHECKING:
@@ -81,6 +87,7 @@ class KrakenClient:
     ) -> None:
         self.url = redact_url(url)
         """The server's URL as shown (credentials redacted)."""
+        _check_url(url)
         self.timeout = timeout
         self.simulator: Simulator | None = None
         self._lock = threading.Condition(threading.RLock())
@@ -483,6 +490,18 @@ class KrakenClient:
 
     def __repr__(self) -> str:
         return f"<KrakenClient {self.url} {self.connection_state}>"
+
+
+def _check_url(url: str) -> None:
+    """Refuse a URL websockets cannot dial, before any thread starts (the error shows it redacted)."""
+    from websockets.exceptions import InvalidURI
+    from websockets.uri import parse_uri
+
+    try:
+        parse_uri(url)
+    except (InvalidURI, ValueError, TypeError) as exc:
+        reason = redact(str(exc), url) if isinstance(url, str) else str(exc)
+        raise InvalidParams("url", redact_url(str(url)), f"a ws:// or wss:// URL ({reason})") from None
 
 
 def _plain(value: Any) -> Any:
