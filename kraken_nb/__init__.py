@@ -7,9 +7,11 @@ import logging
 from kraken_nb.client import KRAKEN_WS_URL, KrakenClient
 from kraken_nb.connect import connect, source_of
 from kraken_nb.core.book import OrderBook
+from kraken_nb.core.subscriptions import SubscriptionStatus
 from kraken_nb.errors import (
     ChecksumMismatch,
     ClientClosed,
+    ConnectionFailed,
     InvalidParams,
     KrakenError,
     MalformedMessage,
@@ -23,6 +25,7 @@ __all__ = [
     "KRAKEN_WS_URL",
     "ChecksumMismatch",
     "ClientClosed",
+    "ConnectionFailed",
     "InvalidParams",
     "KrakenClient",
     "KrakenError",
@@ -32,6 +35,7 @@ __all__ = [
     "RequestTimeout",
     "ServerError",
     "SubscriptionRejected",
+    "SubscriptionStatus",
     "__version__",
     "connect",
     "source_of",

@@ -37,6 +37,7 @@ from websockets.exceptions import WebSocketException
 from kraken_nb.client import KRAKEN_WS_URL, KrakenClient
 from kraken_nb.connect import SOURCE_ENV, kraken_reachable
 from kraken_nb.core.params import validate_subscription
+from kraken_nb.core.redaction import RedactingLogger, redact, redact_url
 from kraken_nb.core.session import Session
 from kraken_nb.errors import KrakenError
 from kraken_nb.recording import (
@@ -117,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except (KrakenError, OSError, WebSocketException) as exc:
-        print(f"kraken-nb {args.command}: error: {exc}", file=sys.stderr)
+        message = redact(str(exc), args.url) if getattr(args, "url", None) else str(exc)
+        print(f"kraken-nb {args.command}: error: {message}", file=sys.stderr)
         return 1
 
 
@@ -256,15 +258,16 @@ def _record(args: argparse.Namespace) -> int:
         )
     with _source(args) as url:
         header = RecordingHeader(
-            url=url,
+            url=redact_url(url),  # a recording never stores credentials
             subscriptions=tuple(s.request("subscribe")["params"] for s in subscriptions),
             started_ns=time.time_ns(),
             version=_version(),
         )
         print(
-            f"Recording {', '.join(channels)} for {', '.join(symbols)} from {url} to {args.out}", flush=True
+            f"Recording {', '.join(channels)} for {', '.join(symbols)} from {header.url} to {args.out}",
+            flush=True,
         )
-        recorder = _Recorder(header, args.out, args.seconds)
+        recorder = _Recorder(url, header, args.out, args.seconds)
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(recorder.run())
         print(f"Wrote {recorder.frames} frames to {args.out}")
@@ -275,9 +278,11 @@ class _Recorder:
     """Subscribe like a client would and write every received frame until time is up.
 
     The file is created once the connection is open, so a failed connect leaves none.
+    ``url`` is the one to dial (the header's is redacted).
     """
 
-    def __init__(self, header: RecordingHeader, out: Path, seconds: float | None) -> None:
+    def __init__(self, url: str, header: RecordingHeader, out: Path, seconds: float | None) -> None:
+        self.url = url
         self.header = header
         self.out = out
         self.seconds = seconds
@@ -291,7 +296,10 @@ class _Recorder:
         for subscription in subscriptions_of(self.header):
             session.subscribe(subscription)
         deadline = math.inf if self.seconds is None else time.monotonic() + self.seconds
-        async with connect(self.header.url, max_size=2**26, open_timeout=10, close_timeout=2) as websocket:
+        logger = RedactingLogger(logging.getLogger("websockets.client"), self.url)
+        async with connect(
+            self.url, max_size=2**26, open_timeout=10, close_timeout=2, logger=logger
+        ) as websocket:
             session.connection_made(time.time_ns())
             with RecordingWriter(self.out, self.header) as writer:
                 try:
@@ -308,7 +316,7 @@ class _Recorder:
                         self.frames = writer.frames
                         session.feed(text, received)
                 except ConnectionClosed as exc:
-                    print(f"The server closed the connection: {exc}", file=sys.stderr)
+                    print(f"The server closed the connection: {redact(str(exc), self.url)}", file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -345,11 +353,14 @@ def _replay(args: argparse.Namespace) -> int:
             f"{s.get('channel')} {','.join(s.get('symbol', []))}".strip() for s in header.subscriptions
         )
         started = datetime.fromtimestamp(header.started_ns / 1e9, UTC).isoformat(timespec="seconds")
-        print(f"Recording of {header.url} ({subs}) started {started}")
+        print(f"Recording of {redact_url(header.url)} ({subs}) started {started}")
         if not args.serve:
-            print("\n".join(replay(header, reader).lines()))
+            summary = replay(header, reader)
+            _warn_if_truncated(reader)
+            print("\n".join(summary.lines()))
             return 0
         frames = list(reader)
+        _warn_if_truncated(reader)
 
     def announce(url: str, data_frames: int) -> None:
         print(url, flush=True)
@@ -358,6 +369,15 @@ def _replay(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_recording(header, frames, args.port, args.speed, announce))
     return 0
+
+
+def _warn_if_truncated(reader: RecordingReader) -> None:
+    if reader.truncated:
+        print(
+            f"kraken-nb replay: warning: {reader.path} is truncated after line {reader.lines}; "
+            "replaying the frames before the cut",
+            file=sys.stderr,
+        )
 
 
 # -- tail ----------------------------------------------------------------------------------

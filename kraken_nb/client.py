@@ -20,11 +20,20 @@ import pandas as pd
 
 from kraken_nb.core.book import OrderBook
 from kraken_nb.core.params import Subscription, validate_subscription
+from kraken_nb.core.reconnect import Backoff, ConnectBudget
+from kraken_nb.core.redaction import redact, redact_url
 from kraken_nb.core.session import Call, Event, Session
+from kraken_nb.core.subscriptions import SubscriptionStatus
 from kraken_nb.core.taps import Tap
 from kraken_nb.dispatch import Dispatcher, EventStream
-from kraken_nb.errors import ClientClosed, RequestTimeout, SubscriptionRejected
-from kraken_nb.transport import Backoff, Transport
+from kraken_nb.errors import (
+    ClientClosed,
+    ConnectionFailed,
+    InvalidParams,
+    RequestTimeout,
+    SubscriptionRejected,
+)
+from kraken_nb.transport import Clock, Transport
 
 if TYPE_CHECKING:
     from kraken_nb.simulator import Simulator
@@ -46,6 +55,17 @@ class KrakenClient:
     ``max_rows`` bounds each history buffer (oldest rows dropped);
     ``timeout`` is the default wait for acks; ``silence_timeout`` is how long
     a subscribed connection may stay silent before it is considered dead.
+    ``ack_timeout`` is how long one subscribe request may go unanswered
+    before it is sent again. Reconnects wait ``backoff`` (reset once a
+    connection stayed useful for ``stable_after`` seconds) and never exceed
+    ``connect_budget`` (100 connects per rolling 600 s by default); ``clock``
+    is the time they wait on (tests pass a fast one). A frame longer than
+    ``max_size`` bytes ends the connection with close code 1009 (message too
+    big), reported in ``stats()["last_error"]``.
+
+    A URL may carry credentials (``wss://user:secret@host/v2?token=…``): they
+    are used to connect but never shown; ``url``, ``repr``, logs and errors
+    show it redacted.
     """
 
     def __init__(
@@ -55,12 +75,19 @@ class KrakenClient:
         timeout: float = 10.0,
         max_rows: int | None = None,
         silence_timeout: float = 5.0,
+        ack_timeout: float = 5.0,
         backoff: Backoff | None = None,
+        stable_after: float = 30.0,
+        connect_budget: ConnectBudget | None = None,
+        clock: Clock | None = None,
+        max_size: int = 2**26,
         callback_queue_size: int = 10_000,
         depth_levels: int = 50,
         depth_sample_interval: float = 1.0,
     ) -> None:
-        self.url = url
+        self.url = redact_url(url)
+        """The server's URL as shown (credentials redacted)."""
+        _check_url(url)
         self.timeout = timeout
         self.simulator: Simulator | None = None
         self._lock = threading.Condition(threading.RLock())
@@ -68,6 +95,7 @@ class KrakenClient:
             max_rows=max_rows,
             depth_levels=depth_levels,
             depth_sample_ns=int(depth_sample_interval * 1e9),
+            ack_timeout_ns=int(ack_timeout * 1e9),
         )
         self._dispatcher = Dispatcher(callback_queue_size)
         self._transport = Transport(
@@ -75,13 +103,17 @@ class KrakenClient:
             self._session,
             self._lock,
             self._dispatcher.publish,
-            backoff=backoff or Backoff(),
+            backoff=backoff,
+            budget=connect_budget,
+            clock=clock,
             silence_timeout=silence_timeout,
+            stable_after=stable_after,
+            max_size=max_size,
         )
         self._closed = False
         self._dispatcher.start()
         self._transport.start()
-        log.info("client started for %s", url)
+        log.info("client started for %s", self.url)
 
     @classmethod
     def simulated(cls, *, client_options: dict[str, Any] | None = None, **sim_options: Any) -> KrakenClient:
@@ -111,12 +143,17 @@ class KrakenClient:
         self.close()
 
     def close(self) -> None:
-        """Close the connection, stop the threads (and an embedded simulator). Idempotent."""
+        """Close the connection, stop the threads (and an embedded simulator). Idempotent.
+
+        Callbacks stop first: events still queued for them are discarded
+        (``stats()["callbacks_discarded"]``) and, once this returns, no
+        callback runs again.
+        """
         if self._closed:
             return
         self._closed = True
-        self._transport.close()
         self._dispatcher.close()
+        self._transport.close()
         with self._lock:
             self._lock.notify_all()
         if self.simulator is not None:
@@ -130,8 +167,18 @@ class KrakenClient:
 
     @property
     def connection_state(self) -> str:
-        """``"connecting"``, ``"live"``, ``"reconnecting"`` or ``"closed"``."""
+        """``"connecting"``, ``"live"``, ``"reconnecting"``, ``"failed"`` or ``"closed"``.
+
+        ``failed`` is final: the server closed the connection with code 1008
+        (policy violation), so the client stopped reconnecting; ``failure``
+        holds the code and the server's reason.
+        """
         return "closed" if self._closed else self._transport.state
+
+    @property
+    def failure(self) -> ConnectionFailed | None:
+        """Why the connection failed for good (``connection_state == "failed"``), else ``None``."""
+        return self._transport.failure
 
     @property
     def system_status(self) -> str | None:
@@ -193,8 +240,15 @@ class KrakenClient:
                 raise RequestTimeout(f"connection lost before the pong for req_id {req_id}")
         return elapsed
 
-    def subscriptions(self) -> list[Subscription]:
-        """Every subscription the client keeps (one per channel and symbol)."""
+    def subscriptions(self) -> list[SubscriptionStatus]:
+        """Every subscription the client keeps, one record per channel and symbol.
+
+        Each record has ``channel``, ``symbol`` (``None`` for instrument),
+        ``params``, ``state`` (``wanted``, ``pending``, ``confirmed``,
+        ``retrying`` or ``failed``), ``attempts`` and ``last_error``;
+        ``record.subscription`` is the :class:`Subscription` itself.
+        ``pd.DataFrame(map(dataclasses.asdict, client.subscriptions()))`` makes a table.
+        """
         with self._lock:
             return self._session.subscriptions()
 
@@ -213,6 +267,10 @@ class KrakenClient:
                 timeout,
                 f"{method} {subscription.channel} {', '.join(subscription.symbols)}".strip(),
             )
+        except RequestTimeout as timed_out:
+            if method != "subscribe":
+                raise
+            raise RequestTimeout(f"{timed_out}; {self._fate_of(subscription)}") from None
         finally:
             with self._lock:
                 call = self._session.call(call_id)
@@ -220,6 +278,26 @@ class KrakenClient:
         if call is not None and call.rejections:
             raise SubscriptionRejected(method, subscription.channel, call.rejections)
         return dict(call.results) if call is not None else {}
+
+    def _fate_of(self, subscription: Subscription) -> str:
+        """What becomes of an unanswered subscribe, for the ``RequestTimeout`` message."""
+        with self._lock:
+            records = [
+                s
+                for s in self._session.subscriptions()
+                if s.channel == subscription.channel and (s.symbol or "") in (subscription.symbols or ("",))
+            ]
+        if not records:
+            return "it is not kept"
+        states = ", ".join(
+            f"{s.symbol or s.channel} {s.state} after {s.attempts} request(s)" for s in records
+        )
+        if all(s.state == "failed" for s in records):
+            return (
+                f"the subscription is kept as failed ({states}): it is tried again on the next "
+                "connection or when you subscribe again; see subscriptions()"
+            )
+        return f"the subscription is kept and retried with backoff ({states}); see subscriptions()"
 
     def _wait(self, ready: Callable[[], bool], timeout: float | None, what: str) -> None:
         timeout = self.timeout if timeout is None else timeout
@@ -237,6 +315,9 @@ class KrakenClient:
     def _check_open(self) -> None:
         if self._closed:
             raise ClientClosed("the client is closed")
+        failure = self._transport.failure
+        if failure is not None and self._transport.state == "failed":
+            raise ConnectionFailed(failure.code, failure.reason)
 
     # -- data -----------------------------------------------------------------------
 
@@ -328,17 +409,33 @@ class KrakenClient:
                 "malformed": counters["malformed"],
                 "exact_decodes": counters["exact_decodes"],
                 "rejected": counters["rejected"],
+                "resubscribe_rejections": counters["resubscribe_rejections"],
+                "subscribe_timeouts": counters["subscribe_timeouts"],
+                "subscribe_retries": counters["subscribe_retries"],
+                "subscriptions_failed": counters["subscriptions_failed"],
+                "subscriptions": self._session.subscription_counts(),
                 "errors": counters["errors"],
                 "heartbeats": counters["heartbeats"],
                 "disconnects": counters["disconnects"],
                 "gaps": len(self._session.gaps) + len(self._session.trades.gaps),
             }
-        stats["reconnects"] = self._transport.reconnects
-        stats["last_error"] = self._transport.last_error
+        transport = self._transport
+        stats["reconnects"] = transport.reconnects
+        stats["connects"] = transport.connects
+        stats["connects_in_window"] = transport.connects_in_window()
+        stats["connect_budget"] = transport.budget.limit
+        stats["connect_budget_window"] = transport.budget.window
+        stats["budget_waits"] = transport.budget_waits
+        stats["backoff_attempt"] = transport.attempt
+        stats["last_error"] = transport.last_error
+        stats["close_code"] = transport.close_code
+        stats["close_reason"] = transport.close_reason
         stats["last_heartbeat"] = (
             pd.Timestamp(last_heartbeat, unit="ns", tz="UTC") if last_heartbeat is not None else None
         )
         stats["callbacks_dropped"] = self._dispatcher.dropped
+        stats["callbacks_discarded"] = self._dispatcher.discarded
+        stats["callback_errors"] = self._dispatcher.errors
         return stats
 
     # -- events ---------------------------------------------------------------------
@@ -347,11 +444,15 @@ class KrakenClient:
         """Call ``callback(event)`` for every event of ``kind`` (``"*"`` for all).
 
         Kinds: trade, ticker, ohlc, book, checksum_mismatch, gap, status, ack,
-        rejected, pong, error, disconnected. Callbacks run on a dispatcher
-        thread, never the network thread; if they fall behind, the bounded
-        queue drops the oldest events and counts them
-        (``stats()["callbacks_dropped"]``). Returns a function that removes
-        the callback.
+        rejected, subscription (a subscription went ``retrying`` or
+        ``failed``; data: its record), pong, error, disconnected, failed (the
+        server closed with 1008; data: ``ConnectionFailed``). Callbacks run
+        on a dispatcher thread, never the network thread; if they fall
+        behind, the bounded queue drops the oldest events and counts them
+        (``stats()["callbacks_dropped"]``). A callback that raises is logged
+        with its traceback once, then counted (``stats()["callback_errors"]``)
+        and logged ever more rarely. Returns a function that removes the
+        callback.
         """
         return self._dispatcher.add(kind, callback)
 
@@ -389,6 +490,18 @@ class KrakenClient:
 
     def __repr__(self) -> str:
         return f"<KrakenClient {self.url} {self.connection_state}>"
+
+
+def _check_url(url: str) -> None:
+    """Refuse a URL websockets cannot dial, before any thread starts (the error shows it redacted)."""
+    from websockets.exceptions import InvalidURI
+    from websockets.uri import parse_uri
+
+    try:
+        parse_uri(url)
+    except (InvalidURI, ValueError, TypeError) as exc:
+        reason = redact(str(exc), url) if isinstance(url, str) else str(exc)
+        raise InvalidParams("url", redact_url(str(url)), f"a ws:// or wss:// URL ({reason})") from None
 
 
 def _plain(value: Any) -> Any:

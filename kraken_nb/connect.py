@@ -18,6 +18,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from kraken_nb.client import KRAKEN_WS_URL, KrakenClient
+from kraken_nb.core.redaction import redact, redact_url
 from kraken_nb.errors import InvalidParams, KrakenError
 
 __all__ = [
@@ -54,7 +55,7 @@ def resolve_source(source: str | None = None) -> str:
     if urlsplit(value).scheme in ("ws", "wss") and urlsplit(value).hostname:
         return value
     where = "source" if source is not None else SOURCE_ENV
-    raise InvalidParams(where, raw, "'auto', 'kraken', 'simulator' or a ws:// URL")
+    raise InvalidParams(where, redact_url(raw), "'auto', 'kraken', 'simulator' or a ws:// URL")
 
 
 def kraken_reachable(url: str = KRAKEN_WS_URL, timeout: float = PROBE_TIMEOUT) -> bool:
@@ -68,7 +69,7 @@ def kraken_reachable(url: str = KRAKEN_WS_URL, timeout: float = PROBE_TIMEOUT) -
     probe.start()
     probe.join(timeout)
     if not result:
-        log.info("%s: no answer within %g s", url, timeout)
+        log.info("%s: no answer within %g s", redact_url(url), timeout)
     return bool(result and result[0])
 
 
@@ -88,7 +89,7 @@ def _probe(url: str, timeout: float) -> bool:
             with ssl.create_default_context().wrap_socket(raw, server_hostname=host):
                 return True
     except (OSError, ValueError) as exc:
-        log.info("%s is not reachable: %s", url, exc)
+        log.info("%s is not reachable: %s", redact_url(url), redact(str(exc), url))
         return False
 
 
@@ -118,9 +119,11 @@ def connect(
         try:
             return _live(url, client_options, connect_timeout=max(probe_timeout, 5.0))
         except KrakenError as exc:
-            log.warning("%s reachable but the WebSocket failed (%s); using the simulator", url, exc)
+            log.warning(
+                "%s reachable but the WebSocket failed (%s); using the simulator", redact_url(url), exc
+            )
     else:
-        log.info("%s unreachable; using the embedded simulator", url)
+        log.info("%s unreachable; using the embedded simulator", redact_url(url))
     return _simulated(simulator_options, client_options)
 
 
@@ -140,7 +143,7 @@ def _live(url: str, client_options: dict[str, Any], connect_timeout: float | Non
     except BaseException:
         client.close()
         raise
-    log.info("connected to %s", url)
+    log.info("connected to %s", client.url)
     return client
 
 

@@ -3,6 +3,9 @@
 The network thread only appends to a bounded deque (``publish``); a separate
 dispatcher thread calls the callbacks, so a slow callback can never stall the
 stream. When the queue is full the oldest events are dropped and counted.
+Once :meth:`Dispatcher.close` returns no callback runs any more: undelivered
+events are discarded and counted. A callback that raises is logged with its
+traceback the first time, then counted and logged ever more rarely.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterable
 
 from kraken_nb.core.session import Event
+from kraken_nb.core.throttle import ThrottledLog
 
 __all__ = ["Dispatcher", "EventStream"]
 
@@ -81,7 +85,13 @@ class Dispatcher:
 
     def __init__(self, maxsize: int = 10_000) -> None:
         self.dropped = 0
+        """Events dropped because the queue was full."""
+        self.discarded = 0
+        """Events never delivered because the dispatcher was closed first."""
+        self.errors = 0
+        """Exceptions raised by callbacks."""
         self._maxsize = maxsize
+        self._throttled = ThrottledLog(log)
         self._queue: collections.deque[Event] = collections.deque()
         self._callbacks: dict[str, list[Callable[[Event], None]]] = {}
         self._streams: list[EventStream] = []
@@ -94,14 +104,28 @@ class Dispatcher:
         self._thread.start()
 
     def close(self, timeout: float = 2.0) -> None:
-        """Stop the thread after the queued events are delivered (bounded)."""
+        """Stop delivering: discard (and count) queued events, wait up to ``timeout`` for a running callback.
+
+        After this returns no callback starts again; one that is still running
+        after ``timeout`` is logged and left to finish.
+        """
         with self._cond:
-            self._closed = True
+            if not self._closed:
+                self._closed = True
+                self._discard()
             self._cond.notify_all()
-        if self._thread.is_alive():
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("a callback is still running %g s after close(); it is left to finish", timeout)
         for stream in list(self._streams):
             stream.close()
+
+    def _discard(self) -> None:
+        if self._queue:
+            self.discarded += len(self._queue)
+            log.info("discarded %d undelivered event(s) on close", len(self._queue))
+            self._queue.clear()
 
     def add(self, kind: str, callback: Callable[[Event], None]) -> Callable[[], None]:
         """Register ``callback`` for ``kind``; return its remover."""
@@ -133,6 +157,10 @@ class Dispatcher:
         with self._cond:
             if not self._callbacks and not self._streams:
                 return
+            events = [event for event in events if self._listened(event)]
+            if self._closed:
+                self.discarded += len(events)
+                return
             for event in events:
                 if len(self._queue) >= self._maxsize:
                     self._queue.popleft()
@@ -140,20 +168,38 @@ class Dispatcher:
                 self._queue.append(event)
             self._cond.notify()
 
+    def _listened(self, event: Event) -> bool:
+        """Whether a callback or a stream takes ``event`` (called under the lock)."""
+        return (
+            bool(self._callbacks.get(event.kind))
+            or bool(self._callbacks.get("*"))
+            or any(stream.wants(event) for stream in self._streams)
+        )
+
     def _run(self) -> None:
         while True:
             with self._cond:
                 while not self._queue and not self._closed:
                     self._cond.wait()
-                if not self._queue and self._closed:
+                if self._closed:
                     return
                 event = self._queue.popleft()
                 callbacks = self._callbacks.get(event.kind, []) + self._callbacks.get("*", [])
                 streams = [s for s in self._streams if s.wants(event)]
             for callback in callbacks:
+                if self._closed:
+                    return
                 try:
                     callback(event)
                 except Exception:
-                    log.exception("callback %r failed on a %s event", callback, event.kind)
+                    self.errors += 1
+                    self._throttled.log(
+                        logging.ERROR,
+                        f"callback {id(callback)}",
+                        "callback %r failed on a %s event",
+                        callback,
+                        event.kind,
+                        exc_info=True,
+                    )
             for stream in streams:
                 stream.push(event)

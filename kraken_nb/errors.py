@@ -3,7 +3,7 @@
 Local errors (``InvalidParams``, ``ClientClosed``, ``RequestTimeout``) mean the
 request never reached Kraken or never came back. Remote errors
 (``SubscriptionRejected``, ``ServerError``, ``ChecksumMismatch``,
-``MalformedMessage``) carry what the server sent.
+``MalformedMessage``, ``ConnectionFailed``) carry what the server sent.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 __all__ = [
     "ChecksumMismatch",
     "ClientClosed",
+    "ConnectionFailed",
     "InexactNumber",
     "InvalidParams",
     "KrakenError",
@@ -46,6 +47,20 @@ class ClientClosed(KrakenError, RuntimeError):
 
 class RequestTimeout(KrakenError, TimeoutError):
     """No answer arrived for a request within its timeout."""
+
+
+class ConnectionFailed(KrakenError, ConnectionError):
+    """The server ended the connection for good (close code 1008, policy violation).
+
+    The client does not reconnect: its ``connection_state`` is ``"failed"`` and
+    every request raises this error. ``code`` and ``reason`` are the server's.
+    """
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        self.code = code
+        self.reason = reason
+        detail = f": {reason}" if reason else ""
+        super().__init__(f"the server closed the connection with code {code} (policy violation){detail}")
 
 
 class MalformedMessage(KrakenError, ValueError):

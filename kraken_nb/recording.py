@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from os import PathLike
@@ -99,6 +100,8 @@ def decode_line(line: str, where: str = "recording") -> RecordingHeader | Frame:
         obj = json.loads(line)
     except ValueError as exc:
         raise RecordingError(f"{where}: not JSON ({exc})") from None
+    except RecursionError:
+        raise RecordingError(f"{where}: JSON nested too deeply") from None
     if not isinstance(obj, dict):
         raise RecordingError(f"{where}: expected a JSON object, got {line[:80]!r}")
     if "frame" in obj:
@@ -169,19 +172,26 @@ class RecordingWriter:
 class RecordingReader:
     """Read a recording: ``header`` at once, frames by iterating. A context manager.
 
-    A truncated last line (a recording cut off by a crash) ends the frames
-    quietly; any other bad line raises :class:`RecordingError`.
+    A recording cut off by a crash (a truncated last line or gzip stream)
+    ends the frames early but keeps those read: ``truncated`` then says so
+    and ``lines`` how many lines were read whole. Any other bad content (not
+    gzip, not UTF-8, not a frame, JSON nested too deeply) raises
+    :class:`RecordingError` naming the file and line.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file: IO[str] = gzip.open(path, "rt", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self.truncated = False
+        """Whether the file ended in the middle of a line or of its gzip stream."""
+        self.lines = 1
+        """Lines read whole so far (the header counts)."""
+        self._file: IO[bytes] = gzip.open(path, "rb")  # noqa: SIM115 - closed by close()
         try:
             first = self._file.readline()
             if not first:
                 raise RecordingError(f"{path}: empty recording")
-            header = decode_line(first, f"{path}:1")
-        except (OSError, EOFError) as exc:
+            header = decode_line(_text(first, f"{path}:1"), f"{path}:1")
+        except (OSError, EOFError, zlib.error) as exc:
             self._file.close()
             raise RecordingError(f"{path}: not a gzip recording ({exc})") from None
         except BaseException:
@@ -193,18 +203,24 @@ class RecordingReader:
         self.header = header
 
     def __iter__(self) -> Iterator[Frame]:
-        lineno = 1
+        lineno = self.lines
+        where = f"{self.path}:{lineno + 1}"
         try:
             for line in self._file:
                 lineno += 1
-                if not line.endswith("\n"):
-                    return  # cut off mid-line
-                frame = decode_line(line, f"{self.path}:{lineno}")
+                where = f"{self.path}:{lineno}"
+                if not line.endswith(b"\n"):
+                    self.truncated = True  # cut off mid-line
+                    return
+                frame = decode_line(_text(line, where), where)
                 if not isinstance(frame, Frame):
-                    raise RecordingError(f"{self.path}:{lineno}: a second header")
+                    raise RecordingError(f"{where}: a second header")
+                self.lines = lineno
                 yield frame
         except EOFError:
-            return  # gzip stream cut off: keep what was read
+            self.truncated = True  # gzip stream cut off: keep what was read
+        except (OSError, zlib.error) as exc:
+            raise RecordingError(f"{where}: corrupt gzip data ({exc})") from None
 
     def close(self) -> None:
         """Close the file (idempotent)."""
@@ -217,6 +233,13 @@ class RecordingReader:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _text(line: bytes, where: str) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordingError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,14 +257,18 @@ class ReplaySummary:
     checksum_mismatches: int
     resyncs: int
     malformed: int
+    truncated: bool = False
+    """Whether the recording was cut off (the frames before the cut were replayed)."""
 
     def lines(self) -> list[str]:
-        """``name: value`` lines for a terminal."""
-        values = ((f.name, getattr(self, f.name)) for f in fields(self))
-        return [
-            f"{name}: {value:.3f}" if isinstance(value, float) else f"{name}: {value}"
-            for name, value in values
-        ]
+        """``name: value`` lines for a terminal (booleans as ``true``/``false``)."""
+        return [f"{f.name}: {_shown(getattr(self, f.name))}" for f in fields(self)]
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def replay(header: RecordingHeader, frames: Iterable[Frame], session: Session | None = None) -> ReplaySummary:
@@ -250,7 +277,8 @@ def replay(header: RecordingHeader, frames: Iterable[Frame], session: Session | 
     The session subscribes to the header's subscriptions first, in order, so
     that its request ids match the recorded acks; requests it queues while
     replaying (e.g. a resync) are dropped, since the recording already holds
-    what the server answered to the recorder's.
+    what the server answered to the recorder's. When ``frames`` is a
+    :class:`RecordingReader`, the summary says whether the file was truncated.
     """
     session = session if session is not None else Session()
     for subscription in subscriptions_of(header):
@@ -278,4 +306,5 @@ def replay(header: RecordingHeader, frames: Iterable[Frame], session: Session | 
         checksum_mismatches=session.counters["checksum_mismatches"],
         resyncs=session.counters["resyncs"],
         malformed=session.counters["malformed"],
+        truncated=isinstance(frames, RecordingReader) and frames.truncated,
     )

@@ -5,55 +5,74 @@ The transport feeds every frame to the :class:`~kraken_nb.core.session.Session`
 silence, and reconnects with exponential backoff and jitter. It never runs in
 the caller's event loop, so it behaves the same in JupyterLab, VS Code,
 Colab and plain scripts.
+
+Reconnect policy (Kraken bans addresses that connect too often):
+
+- close code 1008 (policy violation) is final, as in Kraken's own SDK: the
+  state becomes ``"failed"`` and a ``failed`` event carries
+  :class:`~kraken_nb.errors.ConnectionFailed`; every other close reconnects;
+- the backoff's attempt counter resets only after a connection proved useful:
+  every wanted subscription confirmed and messages arriving for
+  ``stable_after`` seconds;
+- a :class:`~kraken_nb.core.reconnect.ConnectBudget` caps connects per rolling
+  window (100 per 600 s by default; Kraken's SDK allows itself 120).
+
+Every wait of that policy goes through an injectable :class:`Clock`, so a test
+can run ten minutes of a misbehaving server in a second.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Final
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from kraken_nb.core.reconnect import Backoff, ConnectBudget
+from kraken_nb.core.redaction import RedactingLogger, redact, redact_url
 from kraken_nb.core.session import Event, Session
+from kraken_nb.core.throttle import ThrottledLog
+from kraken_nb.errors import ConnectionFailed
 
-__all__ = ["Backoff", "Transport"]
+__all__ = ["TERMINAL_CLOSE_CODES", "Backoff", "Clock", "ConnectBudget", "Transport"]
 
 log = logging.getLogger(__name__)
 
+TERMINAL_CLOSE_CODES: Final = frozenset({1008})
+"""Close codes after which the transport stops for good (1008: policy violation)."""
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Delay before reconnect attempt ``n``: exponential, capped, with jitter.
 
-    The delay is ``min(maximum, initial * factor**n)`` scaled by a random
-    factor in ``[1 - jitter, 1]`` so that many clients do not retry in step.
+class Clock:
+    """The time the reconnect policy reads and waits on: monotonic seconds and ``sleep``.
+
+    Tests pass a clock whose ``sleep`` advances its own time at once, which
+    compresses minutes of backoff and budget waits into milliseconds.
     """
 
-    initial: float = 0.5
-    maximum: float = 30.0
-    factor: float = 2.0
-    jitter: float = 0.5
+    def now(self) -> float:
+        """Seconds on a monotonic clock."""
+        return time.monotonic()
 
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait before attempt ``attempt`` (0-based)."""
-        base = min(self.maximum, self.initial * self.factor ** min(attempt, 32))
-        return base * (1 - self.jitter * (rng or random).random())
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``."""
+        await asyncio.sleep(seconds)
 
 
 class Transport:
-    """Keeps a session connected to ``url`` until :meth:`close`.
+    """Keeps a session connected to ``url`` until :meth:`close` (or a terminal close code).
 
     ``on_events`` is called on the network thread with the events of each
     frame, outside the lock; it must only hand them off (the client puts them
-    on a bounded queue).
+    on a bounded queue). ``state`` is ``"connecting"``, ``"live"``,
+    ``"reconnecting"``, ``"failed"`` (the server closed with 1008) or
+    ``"closed"``.
     """
 
     def __init__(
@@ -63,27 +82,49 @@ class Transport:
         lock: threading.Condition,
         on_events: Callable[[list[Event]], None],
         *,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff | None = None,
+        budget: ConnectBudget | None = None,
+        clock: Clock | None = None,
         open_timeout: float = 10.0,
         silence_timeout: float = 5.0,
-        stable_after: float = 5.0,
+        stable_after: float = 30.0,
+        max_size: int = 2**26,
     ) -> None:
-        self.url = url
+        self.url = redact_url(url)
+        """The URL as shown: userinfo and credential-like query values redacted."""
         self.state = "connecting"
         self.reconnects = 0
+        self.connects = 0
+        """Connection attempts so far (each one counts against the budget)."""
+        self.budget_waits = 0
+        self.attempt = 0
+        """The backoff's attempt counter: failed connections since the last useful one."""
         self.last_error: str | None = None
+        self.close_code: int | None = None
+        """The close code of the last connection (1006 when it ended without a close frame)."""
+        self.close_reason: str | None = None
+        self.failure: ConnectionFailed | None = None
+        self.budget = budget if budget is not None else ConnectBudget()
+        self.clock = clock if clock is not None else Clock()
+        self._url = url
         self._session = session
         self._lock = lock
         self._on_events = on_events
-        self._backoff = backoff
+        self._backoff = backoff if backoff is not None else Backoff()
         self._open_timeout = open_timeout
         self._silence_timeout = silence_timeout
         self._stable_after = stable_after
+        self._max_size = max_size
+        self._rng = random.Random()
+        self._throttled = ThrottledLog(log)
+        self._ws_logger = RedactingLogger(logging.getLogger("websockets.client"), url)
         self._loop = asyncio.new_event_loop()
         self._wakeup: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
         self._ws: ClientConnection | None = None
         self._close_reason: str | None = None
+        self._useful_since: float | None = None
+        self._useful = False
         self._thread = threading.Thread(target=self._run_loop, name="kraken-nb-transport", daemon=True)
 
     # -- called from any thread ----------------------------------------------
@@ -113,6 +154,10 @@ class Transport:
         self._thread.join(timeout)
         self.state = "closed"
 
+    def connects_in_window(self) -> int:
+        """Connects in the budget's current window."""
+        return self.budget.used(self.clock.now())
+
     # -- network thread -----------------------------------------------------------
 
     def _run_loop(self) -> None:
@@ -125,48 +170,114 @@ class Transport:
     async def _run(self) -> None:
         self._wakeup = asyncio.Event()
         self._stop = asyncio.Event()
-        attempt = 0
-        rng = random.Random()
         while not self._stop.is_set():
-            opened_at = await self._connect_once()
+            if not await self._spend_budget():
+                break
+            useful = await self._connect_once()
             if self._stop.is_set():
                 break
-            if opened_at is not None and time.monotonic() - opened_at >= self._stable_after:
-                attempt = 0
-            delay = self._backoff.delay(attempt, rng)
-            attempt += 1
+            if self.failure is not None:
+                self.state = "failed"
+                log.error("%s: %s; not reconnecting", self.url, self.failure)
+                self._on_events([Event("failed", None, self.failure)])
+                return
+            if useful:
+                self.attempt = 0
+            delay = self._backoff.delay(self.attempt, self._rng)
+            self.attempt += 1
             self.reconnects += 1
             self.state = "reconnecting"
-            log.info("reconnecting in %.2f s (attempt %d): %s", delay, attempt, self.last_error)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay)
+            log.info("reconnecting in %.2f s (attempt %d): %s", delay, self.attempt, self.last_error)
+            if await self._pause(delay):
+                break
         self.state = "closed"
 
-    async def _connect_once(self) -> float | None:
-        """One connection's life; return when it opened (monotonic), or None if it never did."""
-        opened_at: float | None = None
+    async def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` on the clock; return True if ``close()`` was called meanwhile."""
+        assert self._stop is not None
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        stopper = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            stopper.cancel()
+        return self._stop.is_set()
+
+    async def _spend_budget(self) -> bool:
+        """Wait until the connect budget allows one more connect and take it; False if closed."""
+        wait = self.budget.wait(self.clock.now())
+        if wait > 0:
+            self.budget_waits += 1
+            self._throttled.warning(
+                "budget",
+                "%s: %d connects in %g s reached; next attempt in %.0f s",
+                self.url,
+                self.budget.limit,
+                self.budget.window,
+                wait,
+            )
+            if await self._pause(wait):
+                return False
+        self.budget.record(self.clock.now())
+        self.connects += 1
+        return True
+
+    async def _connect_once(self) -> bool:
+        """One connection's life; return whether it proved useful (see ``stable_after``)."""
+        self._useful, self._useful_since, self._close_reason = False, None, None
+        ws: ClientConnection | None = None
+        error: str | None = None
         try:
             async with connect(
-                self.url, open_timeout=self._open_timeout, max_size=2**26, max_queue=4096, close_timeout=2
+                self._url,
+                open_timeout=self._open_timeout,
+                max_size=self._max_size,
+                max_queue=4096,
+                close_timeout=2,
+                logger=self._ws_logger,
             ) as ws:
                 self._ws = ws
-                self._close_reason = None
-                opened_at = time.monotonic()
                 with self._lock:
                     self._session.connection_made(time.time_ns())
                 self.state = "live"
                 log.info("connected to %s", self.url)
                 await self._serve(ws)
         except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc}"
         finally:
             self._ws = None
+            self._note_close(ws, error)
             with self._lock:
                 events = self._session.connection_lost(time.time_ns(), self.last_error or "connection closed")
                 self._lock.notify_all()
             if events:
                 self._on_events(events)
-        return opened_at
+        return self._useful
+
+    def _note_close(self, ws: ClientConnection | None, error: str | None) -> None:
+        """Record why the connection ended: ``last_error``, the close code and reason, a terminal close."""
+        if ws is None:  # never opened
+            if error is not None:
+                self.last_error = redact(error, self._url)
+            return
+        protocol = ws.protocol
+        received, sent = protocol.close_rcvd, protocol.close_sent
+        self.close_code = received.code if received is not None else 1006
+        self.close_reason = received.reason if received is not None else None
+        if self._close_reason is not None:
+            description = self._close_reason
+        elif sent is not None and sent.code not in (1000, 1001) and not protocol.close_rcvd_then_sent:
+            description = f"closed by the client: {sent}"  # e.g. 1009 message too big
+        elif received is not None:
+            description = f"closed by the server: {received}"
+        elif error is not None:
+            description = error
+        else:
+            description = "connection closed (no close frame)"
+        self.last_error = redact(description, self._url)
+        if received is not None and received.code in TERMINAL_CLOSE_CODES:
+            self.failure = ConnectionFailed(received.code, received.reason)
 
     async def _serve(self, ws: ClientConnection) -> None:
         tasks = [
@@ -214,14 +325,38 @@ class Transport:
                 await ws.send(json.dumps(request))
 
     async def _watch(self, ws: ClientConnection) -> None:
-        """Close a connection that has gone silent while it should be streaming."""
+        """Once a second: retry unanswered subscriptions, note a useful connection, close a silent one."""
+        assert self._wakeup is not None
         while True:
             await asyncio.sleep(min(1.0, self._silence_timeout / 4))
+            now = time.time_ns()
             with self._lock:
+                events = self._session.poll(now)
                 last = self._session.last_message_ns
-                streaming = bool(self._session.subscriptions())
-            if streaming and last is not None and time.time_ns() - last > self._silence_timeout * 1e9:
+                # only a confirmed subscription promises data or heartbeats; an unanswered
+                # request is the session's to retry (and websockets' keepalive finds a dead link)
+                counts = self._session.subscription_counts()
+                streaming = "confirmed" in counts
+                settled = len(counts) <= 1 and (streaming or not counts)
+            if events:
+                self._on_events(events)
+            self._wakeup.set()  # send what poll() queued
+            flowing = last is not None and now - last <= self._silence_timeout * 1e9
+            self._note_health(settled and (flowing or not streaming))
+            if streaming and last is not None and not flowing:
                 self._close_reason = f"no message for {self._silence_timeout:g} s"
                 log.warning("%s: %s; reconnecting", self.url, self._close_reason)
                 await ws.close(code=1001, reason="silence")
                 return
+
+    def _note_health(self, healthy: bool) -> None:
+        """A connection is useful once it stayed healthy for ``stable_after`` seconds in a row."""
+        if not healthy:
+            self._useful_since = None
+            return
+        now = self.clock.now()
+        if self._useful_since is None:
+            self._useful_since = now
+        elif not self._useful and now - self._useful_since >= self._stable_after:
+            self._useful = True
+            log.debug("%s: connection stable; the backoff starts over after it", self.url)

@@ -179,6 +179,40 @@ def test_errors_are_reported_with_an_exit_status(tmp_path, capsys):
     assert main(["replay", str(tmp_path / "x.jsonl.gz"), "--speed", "0"]) == 2
 
 
+def test_replay_of_a_truncated_recording_warns_and_keeps_the_frames(recording, tmp_path, capsys):
+    data = gzip.decompress(recording.read_bytes())
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(gzip.compress(data[: len(data) * 2 // 3]))  # cut in the middle of a line
+    whole_lines = data[: len(data) * 2 // 3].count(b"\n")
+    capsys.readouterr()
+    assert main(["replay", str(cut)]) == 0
+    captured = capsys.readouterr()
+    assert f"warning: {cut} is truncated after line {whole_lines}" in captured.err
+    summary = dict(re.findall(r"^(\w+): (\S+)$", captured.out, flags=re.MULTILINE))
+    assert summary["truncated"] == "true"
+    assert int(summary["frames"]) == whole_lines - 1
+    assert main(["replay", str(recording)]) == 0
+    captured = capsys.readouterr()
+    assert "truncated: false" in captured.out and "warning" not in captured.err
+
+
+def test_bad_recordings_end_in_a_clear_error_naming_file_and_line(tmp_path, capsys):
+    from test_recording import bad_recordings
+
+    for path, (where, complaint) in bad_recordings(tmp_path).items():
+        assert main(["replay", path]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"kraken-nb replay: error: {where}: ") and complaint in err, err
+        assert "Traceback" not in err
+    noise = next(iter(bad_recordings(tmp_path)))
+    run = subprocess.run(
+        [sys.executable, "-m", "kraken_nb.cli", "replay", noise], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 1
+    assert run.stderr.startswith(f"kraken-nb replay: error: {noise}:1: not UTF-8"), run.stderr
+    assert "Traceback" not in run.stderr and run.stdout == ""
+
+
 def test_the_notebooks_are_found_next_to_the_package():
     folder = find_notebooks()
     assert folder is not None

@@ -109,7 +109,7 @@ def test_unknown_symbol_is_rejected_by_name(client: KrakenClient) -> None:
         client.subscribe("trade", [SYMBOL, "BTC/XYZ"])
     assert list(caught.value.rejections) == ["BTC/XYZ"]
     assert "BTC/XYZ" in str(caught.value)
-    assert [s.symbols for s in client.subscriptions()] == [(SYMBOL,)]
+    assert [s.symbol for s in client.subscriptions()] == [SYMBOL]
 
 
 def test_server_side_rejection_switch(client: KrakenClient) -> None:

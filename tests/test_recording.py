@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,20 @@ def test_a_recording_cut_off_mid_line_keeps_the_complete_frames(tmp_path):
         raw.write(body + encode_frame(T0, "{}")[:10])
     with RecordingReader(path) as reader:
         assert list(reader) == frames
+        assert reader.truncated and reader.lines == 1 + len(frames)
+    with RecordingReader(path) as reader:
+        summary = replay(reader.header, reader)
+    assert summary.truncated and summary.frames == len(frames)
+    assert "truncated: true" in summary.lines()
+
+
+def test_a_whole_recording_is_not_truncated(tmp_path):
+    path = tmp_path / "whole.jsonl.gz"
+    write(path, BOOK_HEADER, kraken_book_frames())
+    with RecordingReader(path) as reader:
+        summary = replay(reader.header, reader)
+        assert not reader.truncated
+    assert not summary.truncated and "truncated: false" in summary.lines()
 
 
 def test_a_truncated_gzip_stream_keeps_what_was_read(tmp_path):
@@ -135,6 +150,7 @@ def test_a_truncated_gzip_stream_keeps_what_was_read(tmp_path):
     path.write_bytes(data[: len(data) - 40])  # lose the gzip trailer and some data
     with RecordingReader(path) as reader:
         frames = list(reader)
+        assert reader.truncated
     assert 0 < len(frames) < len(kraken_book_frames())
     assert frames == kraken_book_frames()[: len(frames)]
 
@@ -154,6 +170,35 @@ def test_files_that_are_not_recordings_are_refused(tmp_path):
         pass
     with pytest.raises(RecordingError, match="empty recording"):
         RecordingReader(empty)
+
+
+def bad_recordings(tmp_path) -> dict[str, tuple[object, str]]:
+    """Files that must end in a clear ``FILE:LINE: ...`` error: path → expected location and complaint."""
+    rng = random.Random(19)
+    noise = tmp_path / "noise.jsonl.gz"
+    noise.write_bytes(gzip.compress(rng.randbytes(4096)))
+    late_noise = tmp_path / "late_noise.jsonl.gz"
+    body = (encode_header(BOOK_HEADER) + "\n" + encode_frame(T0, "{}") + "\n").encode()
+    late_noise.write_bytes(gzip.compress(body + b"\xff\xfe" + rng.randbytes(100) + b"\n"))
+    nested = tmp_path / "nested.jsonl.gz"
+    with gzip.open(nested, "wt") as raw:
+        raw.write(encode_header(BOOK_HEADER) + "\n" + "[" * 100_000 + "]" * 100_000 + "\n")
+    nested_header = tmp_path / "nested_header.jsonl.gz"
+    with gzip.open(nested_header, "wt") as raw:
+        raw.write('{"a":' * 5000 + "1" + "}" * 5000 + "\n")
+    return {
+        str(noise): (f"{noise}:1", "not UTF-8"),
+        str(late_noise): (f"{late_noise}:3", "not UTF-8"),
+        str(nested): (f"{nested}:2", "nested too deeply"),
+        str(nested_header): (f"{nested_header}:1", "nested too deeply"),
+    }
+
+
+def test_random_bytes_and_deep_nesting_raise_a_recording_error_naming_the_line(tmp_path):
+    for path, (where, complaint) in bad_recordings(tmp_path).items():
+        with pytest.raises(RecordingError) as info, RecordingReader(path) as reader:
+            list(reader)
+        assert str(info.value).startswith(f"{where}: ") and complaint in str(info.value), info.value
 
 
 # -- replay ----------------------------------------------------------------------------

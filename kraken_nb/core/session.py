@@ -12,6 +12,7 @@ feeding strings.
 from __future__ import annotations
 
 import logging
+import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -36,7 +37,10 @@ from kraken_nb.core.messages import (
     parse,
 )
 from kraken_nb.core.params import RequestIds, Subscription
+from kraken_nb.core.reconnect import Backoff
+from kraken_nb.core.subscriptions import SubscriptionStatus, Tracker
 from kraken_nb.core.taps import Tap
+from kraken_nb.core.throttle import ThrottledLog
 from kraken_nb.errors import (
     ChecksumMismatch,
     InexactNumber,
@@ -45,7 +49,7 @@ from kraken_nb.errors import (
     MalformedMessage,
 )
 
-__all__ = ["Call", "Event", "Gap", "Session"]
+__all__ = ["Call", "Event", "Gap", "Session", "SubscriptionStatus"]
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +117,9 @@ class Session:
 
     ``max_rows`` bounds every history buffer; ``depth_levels`` and
     ``depth_sample_ns`` control the depth snapshots kept for heatmaps.
+    ``ack_timeout_ns``, ``max_attempts`` and ``retry_backoff`` govern how
+    unanswered and rejected subscribe requests are retried (see
+    :mod:`kraken_nb.core.subscriptions`); retries happen in :meth:`poll`.
     """
 
     def __init__(
@@ -121,6 +128,10 @@ class Session:
         max_rows: int | None = None,
         depth_levels: int = 50,
         depth_sample_ns: int = 1_000_000_000,
+        ack_timeout_ns: int = 5_000_000_000,
+        max_attempts: int = 3,
+        retry_backoff: Backoff | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.trades = TradeBuffer(max_rows=max_rows)
         self.tickers = TickerBuffer(max_rows=max_rows)
@@ -143,6 +154,10 @@ class Session:
         self._last_top: dict[str, tuple[float | None, float | None, float | None, float | None, bool]] = {}
         self._wanted: dict[SubKey, Subscription] = {}
         self._confirmed: set[SubKey] = set()
+        self._tracker = Tracker(
+            ack_timeout_ns=ack_timeout_ns, max_attempts=max_attempts, retry_backoff=retry_backoff, rng=rng
+        )
+        self._throttled = ThrottledLog(log)
         self._ids = RequestIds()
         self._requests: dict[int, _Request] = {}
         self._calls: dict[int, Call] = {}
@@ -186,6 +201,7 @@ class Session:
         instrument channel, whose precisions the checksum needs.
         """
         new: list[str] = []
+        again: list[SubKey] = []
         for symbol in subscription.symbols or ("",):
             key = _key(subscription.channel, symbol, subscription.params)
             current = self._wanted.get(key)
@@ -197,22 +213,28 @@ class Session:
                     dict(subscription.params),
                     f"{dict(current.params)} (already subscribed: unsubscribe first)",
                 )
+            elif self._tracker.state(key) in ("retrying", "failed"):
+                again.append(key)  # asked for again: try now rather than wait for its retry
         if subscription.channel == "book" and new:
             self.subscribe(_INSTRUMENT)
-        if not new:
+        if not new and not again:
             return None
         wanted = subscription.with_symbols(s for s in new if s)
         for symbol in new:
-            self._wanted[_key(subscription.channel, symbol, subscription.params)] = wanted.with_symbols(
-                (symbol,) if symbol else ()
-            )
+            key = _key(subscription.channel, symbol, subscription.params)
+            self._wanted[key] = wanted.with_symbols((symbol,) if symbol else ())
+            self._tracker.add(key)
         if subscription.channel == "book":
             for symbol in new:
                 self._reset_book(symbol)
         call_id = self._call_ids.next()
-        self._calls[call_id] = Call("subscribe", subscription.channel, set(new))
+        self._calls[call_id] = Call("subscribe", subscription.channel, {*new, *(key[1] for key in again)})
+        for key in again:
+            self._tracker.renew(key)
         if self.connected:
-            self._send(wanted, "subscribe")
+            if new:
+                self._send(wanted, "subscribe")
+            self._renew(again)
         return call_id
 
     def unsubscribe(self, subscription: Subscription) -> int | None:
@@ -223,6 +245,7 @@ class Session:
             if self._wanted.pop(key, None) is not None:
                 gone.append(symbol)
                 self._confirmed.discard(key)
+                self._tracker.remove(key)
         if not gone:
             return None
         if subscription.channel == "book":
@@ -269,13 +292,57 @@ class Session:
         out, self._outbox = self._outbox, []
         return out
 
-    def subscriptions(self) -> list[Subscription]:
-        """Every wanted subscription, one per (channel, symbol)."""
-        return list(self._wanted.values())
+    def subscriptions(self) -> list[SubscriptionStatus]:
+        """Every wanted subscription, one record per (channel, symbol), with its state.
+
+        States: ``wanted``, ``pending``, ``confirmed``, ``retrying``, ``failed``
+        (see :mod:`kraken_nb.core.subscriptions`).
+        """
+        return [self._tracker.status(key, sub) for key, sub in self._wanted.items()]
+
+    def subscription_counts(self) -> dict[str, int]:
+        """How many wanted subscriptions are in each state."""
+        return self._tracker.counts()
+
+    def settled(self) -> bool:
+        """Whether every wanted subscription is confirmed on this connection (true if none is wanted)."""
+        return self._tracker.settled()
 
     def is_subscribed(self, channel: str, symbol: str = "", interval: int | None = None) -> bool:
         """Whether the server has confirmed this subscription on the current connection."""
         return (channel, symbol, interval if channel == "ohlc" else None) in self._confirmed
+
+    def poll(self, now_ns: int) -> list[Event]:
+        """Let time pass: retry subscriptions that are due, give up on unanswered new ones.
+
+        The transport calls this about once a second; it returns a
+        ``subscription`` event (data: :class:`SubscriptionStatus`) for each
+        subscription whose request went unanswered.
+        """
+        if not self.connected:
+            return []
+        due, timed_out = self._tracker.poll(now_ns)
+        events: list[Event] = []
+        for key in timed_out:
+            self.counters["subscribe_timeouts"] += 1
+            status = self._tracker.status(key, self._wanted[key])
+            if status.state == "failed":
+                self.counters["subscriptions_failed"] += 1
+                log.warning(
+                    "%s %s: no answer to %d subscribe requests; giving up on this connection",
+                    key[0],
+                    key[1],
+                    status.attempts,
+                )
+            else:
+                self._throttled.warning(
+                    "subscribe timeout", "%s %s: %s; retrying", key[0], key[1], status.last_error
+                )
+            events.append(Event("subscription", key[1] or None, status))
+        if due:
+            self.counters["subscribe_retries"] += len(due)
+            self._renew(due)
+        return events
 
     # -- connection lifecycle ----------------------------------------------
 
@@ -289,8 +356,14 @@ class Session:
         for index in self._open_gaps.values():
             self.gaps[index] = _closed(self.gaps[index], now_ns)
         self._open_gaps.clear()
+        self._tracker.connection_made()
+        self._renew(list(self._wanted))
+
+    def _renew(self, keys: Iterable[SubKey]) -> None:
+        """Send subscribe requests for wanted ``keys``: one per channel and params, instrument first."""
         groups: dict[tuple[str, tuple[tuple[str, Any], ...]], list[str]] = {}
-        for sub in self._wanted.values():
+        for key in keys:
+            sub = self._wanted[key]
             params = dict(sub.params)
             if sub.channel == "trade" and self.trades.last_trade_id(sub.symbols[0]) is not None:
                 # the 50-trade snapshot bridges the outage; dedupe drops what we already have
@@ -307,6 +380,7 @@ class Session:
             return []
         self.connected = False
         self._confirmed.clear()
+        self._tracker.connection_lost()
         self._pings.clear()
         self._resyncing.clear()
         self._queued_book.clear()
@@ -564,31 +638,53 @@ class Session:
         if channel == "ohlc":
             interval = ack.result.get("interval", request.interval if request else 1)
         key: SubKey = (channel, symbol, interval)
-        if ack.success:
+        success = ack.success or (ack.method == "subscribe" and key in self._wanted and _already(ack.error))
+        events: list[Event] = []
+        if success:
             if ack.method == "subscribe":
                 self._confirmed.add(key)
+                self._tracker.confirmed(key)
             elif ack.method == "unsubscribe" and key not in self._wanted:
                 self._confirmed.discard(key)
-        elif ack.method == "subscribe" and key in self._wanted and key not in self._confirmed:
-            del self._wanted[key]
-            self.counters["rejected"] += 1
-            log.warning("%s %s rejected: %s", channel, symbol or "", ack.error)
+        elif ack.method == "subscribe" and key in self._wanted:
+            error = ack.error or "rejected"
+            if self._tracker.rejected(key, error):
+                # the user had it: keep it and retry with backoff (poll() sends it again)
+                self._confirmed.discard(key)
+                self.counters["resubscribe_rejections"] += 1
+                self._throttled.warning(
+                    "resubscribe rejected",
+                    "%s %s: resubscribe rejected (%s); kept, retrying",
+                    channel,
+                    symbol,
+                    error,
+                )
+                status = self._tracker.status(key, self._wanted[key])
+                events.append(Event("subscription", symbol or None, status))
+            else:
+                del self._wanted[key]
+                self._tracker.remove(key)
+                self._confirmed.discard(key)
+                self.counters["rejected"] += 1
+                log.warning("%s %s rejected: %s", channel, symbol or "", ack.error)
         for call in self._calls.values():
             if call.method == ack.method and call.channel == channel and symbol in call.waiting:
                 call.waiting.discard(symbol)
                 call.acks[symbol] = ack
-                if ack.success:
+                if success:
                     call.results[symbol] = ack.result
                 else:
                     call.rejections[symbol or channel] = ack.error or "rejected"
-                break
-        if not ack.success:
-            return [Event("rejected", symbol or None, (ack.method, channel, ack.error))]
+        if not success:
+            return [Event("rejected", symbol or None, (ack.method, channel, ack.error)), *events]
         return [Event("ack", symbol or None, (ack.method, channel))]
 
     # -- requests ---------------------------------------------------------------
 
     def _send(self, subscription: Subscription, method: str) -> None:
+        if method == "subscribe":
+            for symbol in subscription.symbols or ("",):
+                self._tracker.sent(_key(subscription.channel, symbol, subscription.params))
         req_id = self._ids.next()
         interval = subscription.params.get("interval", 1) if subscription.channel == "ohlc" else None
         self._requests[req_id] = _Request(method, subscription.channel, subscription.symbols, interval)
@@ -631,6 +727,11 @@ class Session:
         for column in ("after_trade_id", "before_trade_id"):
             frame[column] = frame[column].astype("Int64")
         return frame.sort_values("start", kind="stable").reset_index(drop=True)
+
+
+def _already(error: str | None) -> bool:
+    """Whether a rejection says the server already has the subscription (a retry crossed its ack)."""
+    return error is not None and "already subscribed" in error.lower()
 
 
 def _closed(gap: Gap, end_ns: int) -> Gap:

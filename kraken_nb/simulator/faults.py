@@ -13,11 +13,12 @@ __all__ = ["Faults"]
 
 
 class Faults:
-    """Checksum corruptions and subscribe rejections still to inject, and the heartbeat switch."""
+    """Checksum corruptions, subscribe rejections and ignored subscribes still to inject; heartbeats."""
 
     def __init__(self) -> None:
         self._corruptions: deque[str | None] = deque()
         self._rejections: deque[str] = deque()
+        self._ignored = 0
         self.heartbeats = True
 
     def corrupt_checksum(self, symbol: str | None) -> None:
@@ -39,3 +40,14 @@ class Faults:
     def take_rejection(self) -> str | None:
         """The reason to reject the subscribe request being handled, if one is pending."""
         return self._rejections.popleft() if self._rejections else None
+
+    def ignore_subscribes(self, count: int) -> None:
+        """Leave the next ``count`` subscribe requests unanswered (0 stops ignoring)."""
+        self._ignored = max(0, count)
+
+    def take_ignore(self) -> bool:
+        """Whether the subscribe request being handled must go unanswered."""
+        if self._ignored <= 0:
+            return False
+        self._ignored -= 1
+        return True

@@ -267,6 +267,11 @@ class Simulator:
         logger.info("fault: rejecting the next subscribe with %r", reason)
         self._call(lambda: self._faults.reject_subscribe(reason))
 
+    def ignore_next_subscribe(self, count: int = 1) -> None:
+        """Leave the next ``count`` subscribe requests unanswered and unsubscribed (0 stops it)."""
+        logger.info("fault: ignoring the next %d subscribe request(s)", count)
+        self._call(lambda: self._faults.ignore_subscribes(count))
+
     def send_malformed(self) -> None:
         """Send one frame that is not valid JSON to every connection."""
         logger.info("fault: sending a malformed frame")
@@ -375,6 +380,8 @@ class Simulator:
 
     def _subscribe(self, connection: Connection, request: Request, time_in: str) -> None:
         channel, options = request.channel, request.options
+        if self._faults.take_ignore():
+            return
         rejection = self._faults.take_rejection()
         added: list[Subscription] = []
         for symbol in request.symbols or (None,):

@@ -20,7 +20,7 @@ import traitlets
 from kraken_nb.errors import KrakenError
 from kraken_nb.widgets.scheduler import Task, shared_scheduler
 
-__all__ = ["STATIC", "StreamWidget", "client_status", "frontend"]
+__all__ = ["STATIC", "StreamWidget", "client_status", "frontend", "status_detail"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ STATUS_VALUES = (
     "connecting",
     "live",
     "reconnecting",
+    "failed",
     "closed",
     "maintenance",
     "cancel_only",
@@ -49,6 +50,9 @@ class _Client(Protocol):
     @property
     def system_status(self) -> str | None: ...
 
+    @property
+    def failure(self) -> Any: ...
+
 
 def frontend(name: str) -> tuple[str, str]:
     """The ESM and CSS of widget ``name``: the shared helpers followed by ``static/<name>.js|css``."""
@@ -63,6 +67,15 @@ def frontend(name: str) -> tuple[str, str]:
         + (STATIC / f"{name}.css").read_text(encoding="utf-8")
     )
     return esm, css
+
+
+def status_detail(client: _Client, status: str) -> str:
+    """The line shown next to the status: for ``failed``, the close code and the server's reason."""
+    failure = getattr(client, "failure", None) if status == "failed" else None
+    if failure is None:
+        return ""
+    reason = str(getattr(failure, "reason", "") or "")
+    return f"{getattr(failure, 'code', '')} policy violation" + (f": {reason}" if reason else "")
 
 
 def client_status(client: _Client) -> str:
@@ -86,6 +99,8 @@ class StreamWidget(anywidget.AnyWidget):
 
     status = traitlets.Unicode("connecting").tag(sync=True)
     """Connection state shown by the widget: one of :data:`STATUS_VALUES`."""
+    status_detail = traitlets.Unicode("").tag(sync=True)
+    """Why the status is what it is, when that needs saying (the server's reason for ``failed``)."""
 
     def __init__(self, client: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -127,9 +142,14 @@ class StreamWidget(anywidget.AnyWidget):
             status = self._status()
             if status != self.status:
                 self.status = status
+            detail = status_detail(self._client, status)
+            if detail != self.status_detail:
+                self.status_detail = detail
             if status == "closed":
                 self._stop_ticking()
                 return
+            if status == "failed":
+                return  # nothing streams any more; keep ticking to show "closed" after close()
             self._update()
 
     def close(self) -> None:

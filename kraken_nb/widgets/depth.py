@@ -170,7 +170,7 @@ class DepthHeatmap(StreamWidget):
                 (
                     subscription
                     for subscription in self._client.subscriptions()
-                    if subscription.channel == "book" and symbol in subscription.symbols
+                    if subscription.channel == "book" and subscription.symbol == symbol
                 ),
                 None,
             )

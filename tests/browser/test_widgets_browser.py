@@ -18,6 +18,8 @@ from kraken_nb.widgets import CandleChart, Dashboard, DepthHeatmap, TickerBoard,
 client = KrakenClient.simulated(seed=7, speed=5)
 """
 
+FAILED_DETAIL = "1008 policy violation: <img src=x onerror=window.knPwned=1> banned"
+
 CELLS = [
     SETUP,
     'TickerBoard(client, ["BTC/USD", "ETH/USD", "SOL/USD", "XRP/EUR", "DOGE/USD"])',
@@ -32,7 +34,17 @@ CELLS = [
     display(orphan)
     other.close()
     """,
+    # A failed connection (close code 1008) shows the server's reason as text, never as HTML.
+    f"""
+    third = KrakenClient.simulated(seed=5, speed=5)
+    failed = TradeTape(third, "BTC/USD", rows=5)
+    failed._stop_ticking()
+    failed.status, failed.status_detail = "failed", {FAILED_DETAIL!r}
+    display(failed)
+    third.close()
+    """,
 ]
+
 
 # Cell index → the widget roots it shows.
 ROOTS = {1: ".kraken-ticker", 2: ".kraken-tape", 3: ".kraken-candles", 4: ".kraken-depth"}
@@ -125,6 +137,15 @@ def test_every_widget_renders_updates_and_shows_status(page: Page, lab_server: L
     page.wait_for_function(
         "el => el.textContent.trim() === 'closed'", arg=orphan.element_handle(), timeout=20_000
     )
+
+    # A failed connection is shown with its reason, as text.
+    failed = _cell(page, 7).locator(".kraken-tape .kn-status")
+    failed.wait_for(state="visible", timeout=20_000)
+    assert failed.get_attribute("class") == "kn-status kn-status--failed"
+    assert failed.locator(".kn-status-label").text_content() == "failed"
+    assert failed.locator(".kn-status-detail").text_content() == FAILED_DETAIL
+    assert failed.locator("img").count() == 0
+    assert page.evaluate("() => window.knPwned") is None
 
     assert cell_errors(page, name) == []
     assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0

@@ -110,7 +110,7 @@ def test_rejected_symbol_is_reported_and_forgotten():
     call = session.call(call_id)
     assert call.done
     assert call.rejections == {"BTC/XYZ": "Currency pair not supported BTC/XYZ"}
-    assert [s.symbols for s in session.subscriptions()] == [("BTC/USD",)]
+    assert [s.symbol for s in session.subscriptions()] == ["BTC/USD"]
     assert session.counters["rejected"] == 1
 
 

@@ -111,6 +111,19 @@ def test_reject_next_subscribe_answers_each_symbol_then_recovers(fresh_sim):
     client.close()
 
 
+def test_ignore_next_subscribe_leaves_requests_unanswered_then_recovers(fresh_sim):
+    client = WireClient(fresh_sim.url)
+    fresh_sim.ignore_next_subscribe(2)
+    first = client.subscribe("trade", ["BTC/USD"], snapshot=True)
+    second = client.subscribe("trade", ["BTC/USD"], snapshot=True)
+    frames = client.collect(0.5)
+    assert not [f for f in frames if isinstance(f, dict) and f.get("req_id") in (first, second)]
+    assert not [f for f in frames if isinstance(f, dict) and f.get("channel") == "trade"]
+    (ok,), _ = client.acks(client.subscribe("trade", ["BTC/USD"]), 1)
+    assert ok["success"] is True, "only the ignored requests go unanswered"
+    client.close()
+
+
 def test_send_malformed_sends_invalid_json_and_the_connection_goes_on(fresh_sim):
     client = WireClient(fresh_sim.url)
     fresh_sim.send_malformed()

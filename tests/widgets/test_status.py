@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import threading
 
+import pytest
+from servers import STATUS, ack_subscribes, loopback_server
+
+from kraken_nb import KrakenClient
 from kraken_nb.widgets import CandleChart, Dashboard, DepthHeatmap, TickerBoard, TradeTape, dashboard
 from kraken_nb.widgets.base import client_status
 
@@ -34,6 +39,39 @@ def test_status_follows_the_connection(own_client) -> None:
     finally:
         for widget in widgets:
             widget.close()
+
+
+def test_a_final_1008_close_is_shown_as_failed_with_the_servers_reason() -> None:
+    reason = "<img src=x onerror=alert(1)> banned"
+    release = threading.Event()
+
+    async def handler(ws) -> None:
+        await ws.send(STATUS)
+
+        async def answer() -> None:
+            async for text in ws:
+                await ack_subscribes(ws, text)
+
+        answering = asyncio.ensure_future(answer())
+        while not release.is_set():
+            await asyncio.sleep(0.02)
+        answering.cancel()
+        await ws.close(1008, reason)
+
+    with loopback_server(handler) as server, KrakenClient(server.url, timeout=5) as client:
+        tape = TradeTape(client, SYMBOL, rate_hz=50)
+        try:
+            wait_for(lambda: tape.status == "live", what="the tape live")
+            assert tape.status_detail == ""
+            release.set()
+            wait_for(lambda: tape.status == "failed", what="the tape showing failed")
+            assert tape.status_detail == f"1008 policy violation: {reason}"
+            assert tape.ticking, "still ticking, so that closing the client shows closed"
+            client.close()
+            wait_for(lambda: tape.status == "closed", what="the tape showing closed")
+            assert tape.status_detail == ""
+        finally:
+            tape.close()
 
 
 def test_maintenance_is_shown_until_the_system_is_online_again(own_client) -> None:
@@ -120,6 +158,7 @@ class _FakeState:
         ("reconnecting", "maintenance", "reconnecting"),
         ("connecting", None, "connecting"),
         ("closed", "online", "closed"),
+        ("failed", "online", "failed"),
     ],
 )
 def test_client_status_precedence(connection, system, expected) -> None:

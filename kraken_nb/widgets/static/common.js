@@ -71,21 +71,32 @@ function knSlug(text) {
   return String(text || "unknown").toLowerCase().replace(/[^a-z0-9]+/g, "-");
 }
 
-/** A status pill bound to the model's `status` trait; returns [element, dispose]. */
+/** A status pill bound to the model's `status` and `status_detail` traits; returns [element, dispose]. */
 function knStatus(model) {
   const pill = knEl("span", "kn-status");
   const dot = knEl("span", "kn-status-dot");
   const label = knEl("span", "kn-status-label");
-  pill.append(dot, label);
+  const detail = knEl("span", "kn-status-detail");
+  pill.append(dot, label, detail);
   const update = () => {
     const status = model.get("status") || "connecting";
+    const why = model.get("status_detail") || "";
     pill.className = "kn-status kn-status--" + knSlug(status);
     label.textContent = status;
-    pill.title = "connection: " + status;
+    detail.textContent = why;  // the server's text: never HTML
+    detail.hidden = !why;
+    pill.title = "connection: " + status + (why ? " (" + why + ")" : "");
   };
   update();
   model.on("change:status", update);
-  return [pill, () => model.off("change:status", update)];
+  model.on("change:status_detail", update);
+  return [
+    pill,
+    () => {
+      model.off("change:status", update);
+      model.off("change:status_detail", update);
+    },
+  ];
 }
 
 /** Restart a one-shot CSS animation class on `node`. */
