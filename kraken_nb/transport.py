@@ -18,15 +18,21 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from kraken_nb.core.session import Event, Session
+from kraken_nb.core.throttle import ThrottledLog
+from kraken_nb.errors import brief
 
 __all__ = ["Backoff", "Transport"]
 
 log = logging.getLogger(__name__)
+
+# What ends a connection in the ordinary way; anything else ending a task is a bug, reported.
+_CONNECTION_ERRORS = (OSError, TimeoutError, websockets.exceptions.WebSocketException)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +52,9 @@ class Backoff:
         """Seconds to wait before attempt ``attempt`` (0-based)."""
         base = min(self.maximum, self.initial * self.factor ** min(attempt, 32))
         return base * (1 - self.jitter * (rng or random).random())
+
+
+_TASK_NAMES = ("reader", "writer", "watchdog", "stop")
 
 
 class Transport:
@@ -84,6 +93,7 @@ class Transport:
         self._stop: asyncio.Event | None = None
         self._ws: ClientConnection | None = None
         self._close_reason: str | None = None
+        self._frame_errors = ThrottledLog(log)
         self._thread = threading.Thread(target=self._run_loop, name="kraken-nb-transport", daemon=True)
 
     # -- called from any thread ----------------------------------------------
@@ -119,6 +129,10 @@ class Transport:
         asyncio.set_event_loop(self._loop)
         try:
             self._loop.run_until_complete(self._run())
+        except Exception as exc:  # the last resort: say so rather than look live with no thread
+            self.last_error = f"network thread failed: {type(exc).__name__}: {exc}"
+            log.exception("the network thread of %s failed; the client no longer receives", self.url)
+            self.state = "failed"
         finally:
             self._loop.close()
 
@@ -169,6 +183,14 @@ class Transport:
         return opened_at
 
     async def _serve(self, ws: ClientConnection) -> None:
+        """Read, write and watch one connection until one of them ends; then the connection closes.
+
+        The reader, the writer or the watchdog ending for any reason stops
+        the others, so a connection is never left open with nothing reading
+        it. A connection error propagates (``_connect_once`` handles it); any
+        other exception is a bug: it is logged with its traceback, kept in
+        ``last_error``, and the connection is closed and dialled again.
+        """
         tasks = [
             asyncio.create_task(self._read(ws)),
             asyncio.create_task(self._write(ws)),
@@ -177,9 +199,16 @@ class Transport:
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if self._stop is not None and not self._stop.is_set():
+                self.state = "reconnecting"  # nothing reads from here on
             for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
+                error = None if task.cancelled() else task.exception()
+                if error is None:
+                    continue
+                if isinstance(error, _CONNECTION_ERRORS):
+                    raise error
+                self.last_error = f"{_TASK_NAMES[tasks.index(task)]} failed: {type(error).__name__}: {error}"
+                log.error("%s: %s; reconnecting", self.url, self.last_error, exc_info=error)
         finally:
             for task in tasks:
                 task.cancel()
@@ -188,20 +217,50 @@ class Transport:
     async def _read(self, ws: ClientConnection) -> None:
         try:
             async for frame in ws:
-                now = time.time_ns()
-                with self._lock:
-                    events = self._session.feed(frame, now)
-                    outgoing = self._session.data_to_send()
-                    self._lock.notify_all()
-                for request in outgoing:
+                for request in self._handle_frame(frame):
                     await ws.send(json.dumps(request))
-                if events:
-                    self._on_events(events)
         except websockets.exceptions.ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd else "no close frame"
             self.last_error = self._close_reason or f"connection closed ({code})"
             return
         self.last_error = self._close_reason or "connection closed by server"
+
+    def _handle_frame(self, frame: str | bytes) -> list[dict[str, Any]]:
+        """Feed one frame to the session, pass its events on, return the requests to send.
+
+        ``Session.feed`` does not raise; should anything here still do so, the
+        frame is counted in ``malformed`` and ``internal_errors``, logged
+        (the first time with its traceback, then rate-limited) and reading goes on.
+        """
+        try:
+            with self._lock:
+                events = self._session.feed(frame, time.time_ns())
+                outgoing = self._session.data_to_send()
+                self._lock.notify_all()
+        except Exception as exc:
+            self._frame_failed(exc)
+            return []
+        if events:
+            try:
+                self._on_events(events)
+            except Exception as exc:
+                self._frame_failed(exc)
+        return outgoing
+
+    def _frame_failed(self, exc: Exception) -> None:
+        """Count and log (rate-limited) an exception that escaped the handling of one frame."""
+        with self._lock:
+            self._session.counters["malformed"] += 1
+            self._session.counters["internal_errors"] += 1
+        self._frame_errors.log(
+            logging.ERROR,
+            "frame",
+            "%s: handling a frame failed (%s: %s); it was dropped and reading goes on",
+            self.url,
+            type(exc).__name__,
+            brief(str(exc)),
+            exc_info=True,
+        )
 
     async def _write(self, ws: ClientConnection) -> None:
         assert self._wakeup is not None
