@@ -24,8 +24,10 @@ The rules (Kraken's AsyncAPI description and its v2 documentation):
   request types.
 
 Book levels are not checked here: ``OrderBook.apply`` checks each level while
-it applies it (that loop is the client's hot path), and the book header
-(checksum, timestamp) with it.
+it applies it (that loop is the client's hot path), and the book header with
+it: the checksum an unsigned 32-bit integer, the optional ``timestamp`` a
+string. That timestamp is kept as the server's text and never becomes a row,
+so it is not parsed: parsing it would cost about 5 % of the book path.
 """
 
 from __future__ import annotations
