@@ -16,11 +16,11 @@ import math
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import FAST_RECONNECT
+from core.test_session import INSTRUMENT, recorded_book
 from hostile import HostileServer, TextBytes, book_frame, trade_frame, trade_row
 
 from kraken_nb import KrakenClient
@@ -28,19 +28,7 @@ from kraken_nb.core.params import validate_subscription
 from kraken_nb.core.session import Session
 from kraken_nb.transport import Backoff, Transport
 
-VECTOR = json.loads((Path(__file__).parent / "core" / "vectors" / "btcusd_book10_snapshot.json").read_text())
-INSTRUMENT = json.dumps(
-    {
-        "channel": "instrument",
-        "type": "snapshot",
-        "data": {
-            "assets": [{"id": "BTC", "precision": 10}, {"id": "USD", "precision": 4}],
-            "pairs": [
-                {"symbol": "BTC/USD", "base": "BTC", "quote": "USD", "price_precision": 1, "qty_precision": 8}
-            ],
-        },
-    }
-)
+VECTOR = recorded_book()
 DEEP_LIST = "[" * 100_000 + "]" * 100_000
 QUIET = 120.0  # the scripted server sends no heartbeats: never call it silent
 
