@@ -130,7 +130,7 @@ class KrakenClient:
 
     @property
     def connection_state(self) -> str:
-        """``"connecting"``, ``"live"``, ``"reconnecting"`` or ``"closed"``."""
+        """``"connecting"``, ``"live"``, ``"reconnecting"``, ``"failed"`` (thread stopped) or ``"closed"``."""
         return "closed" if self._closed else self._transport.state
 
     @property
