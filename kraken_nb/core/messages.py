@@ -234,7 +234,8 @@ def _parse_ack(frame: dict[str, Any]) -> Ack:
         symbol=frame.get("symbol", result.get("symbol")),
         time_in=frame.get("time_in"),
         time_out=frame.get("time_out"),
-        warnings=tuple(frame.get("warnings") or ()),
+        # Kraken puts deprecation notices in the result; accept them at the top level too.
+        warnings=tuple(result.get("warnings", frame.get("warnings")) or ()),
     )
 
 

@@ -380,7 +380,9 @@ def ack_problem(frame: Mapping[str, Any]) -> str | None:
     for name in ("symbol", "error"):
         if (value := frame.get(name)) is not None and type(value) is not str:
             return _bad(name, value, "a string")
-    warnings = frame.get("warnings")
-    if warnings is not None and (not isinstance(warnings, list) or not all(type(w) is str for w in warnings)):
-        return _bad("warnings", warnings, "a list of strings")
+    for warnings in (frame.get("warnings"), result.get("warnings") if result else None):
+        if warnings is not None and (
+            not isinstance(warnings, list) or not all(type(w) is str for w in warnings)
+        ):
+            return _bad("warnings", warnings, "a list of strings")
     return None

@@ -167,6 +167,7 @@ def test_unknown_kinds_are_records_not_errors():
         '{"method":"subscribe","success":true,"result":{"channel":5}}',
         '{"method":"subscribe","success":false,"error":["nope"]}',
         '{"method":"subscribe","success":true,"warnings":[1]}',
+        '{"method":"subscribe","success":true,"result":{"channel":"trade","warnings":"old"}}',
         '{"method":7,"success":true}',
         '{"channel":"status","type":"update","data":[{"system":"sideways"}]}',
         '{"channel":"status","type":"update","data":[{"system":"online","connection_id":"x"}]}',
@@ -320,3 +321,11 @@ def test_errors_about_huge_or_deep_values_stay_short():
     message = parse(frame_of("trade", {**TRADE, "symbol": deep}, {**TRADE, "side": "x" * 1_000_000}))
     assert len(message.rejected) == 2
     assert all(len(str(error)) < 700 for error in message.rejected)
+
+
+def test_ack_warnings_come_from_the_result_or_the_top_level():
+    in_result = (
+        '{"method":"subscribe","success":true,"result":{"channel":"ticker","warnings":["deprecated"]}}'
+    )
+    assert parse(in_result).warnings == ("deprecated",)
+    assert parse('{"method":"subscribe","success":true,"warnings":["old"]}').warnings == ("old",)
