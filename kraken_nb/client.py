@@ -407,6 +407,8 @@ class KrakenClient:
                 "checksum_mismatches": counters["checksum_mismatches"],
                 "resyncs": counters["resyncs"],
                 "malformed": counters["malformed"],
+                "rejected_items": counters["rejected_items"],
+                "internal_errors": counters["internal_errors"],
                 "exact_decodes": counters["exact_decodes"],
                 "rejected": counters["rejected"],
                 "resubscribe_rejections": counters["resubscribe_rejections"],

@@ -30,7 +30,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
@@ -39,7 +39,7 @@ from kraken_nb.core.reconnect import Backoff, ConnectBudget
 from kraken_nb.core.redaction import RedactingLogger, redact, redact_url
 from kraken_nb.core.session import Event, Session
 from kraken_nb.core.throttle import ThrottledLog
-from kraken_nb.errors import ConnectionFailed
+from kraken_nb.errors import ConnectionFailed, brief
 
 __all__ = ["TERMINAL_CLOSE_CODES", "Backoff", "Clock", "ConnectBudget", "Transport"]
 
@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 
 TERMINAL_CLOSE_CODES: Final = frozenset({1008})
 """Close codes after which the transport stops for good (1008: policy violation)."""
+
+# What ends a connection in the ordinary way; anything else ending a task is a bug, reported.
+_CONNECTION_ERRORS = (OSError, TimeoutError, websockets.exceptions.WebSocketException)
+
 
 
 class Clock:
@@ -63,6 +67,9 @@ class Clock:
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds``."""
         await asyncio.sleep(seconds)
+
+
+_TASK_NAMES = ("reader", "writer", "watchdog", "stop")
 
 
 class Transport:
@@ -125,6 +132,7 @@ class Transport:
         self._close_reason: str | None = None
         self._useful_since: float | None = None
         self._useful = False
+        self._frame_errors = ThrottledLog(log)
         self._thread = threading.Thread(target=self._run_loop, name="kraken-nb-transport", daemon=True)
 
     # -- called from any thread ----------------------------------------------
@@ -164,6 +172,14 @@ class Transport:
         asyncio.set_event_loop(self._loop)
         try:
             self._loop.run_until_complete(self._run())
+        except Exception as exc:  # the last resort: say so rather than look live with no thread
+            self.last_error = f"network thread failed: {type(exc).__name__}: {brief(str(exc))}"
+            log.exception("the network thread of %s failed; the client no longer receives", self.url)
+            self.failure = ConnectionFailed(None, self.last_error)
+            self.state = "failed"
+            with self._lock:
+                self._lock.notify_all()
+            self._on_events([Event("failed", None, self.failure)])
         finally:
             self._loop.close()
 
@@ -280,6 +296,14 @@ class Transport:
             self.failure = ConnectionFailed(received.code, received.reason)
 
     async def _serve(self, ws: ClientConnection) -> None:
+        """Read, write and watch one connection until one of them ends; then the connection closes.
+
+        The reader, the writer or the watchdog ending for any reason stops
+        the others, so a connection is never left open with nothing reading
+        it. A connection error propagates (``_connect_once`` handles it); any
+        other exception is a bug: it is logged with its traceback, kept in
+        ``last_error``, and the connection is closed and dialled again.
+        """
         tasks = [
             asyncio.create_task(self._read(ws)),
             asyncio.create_task(self._write(ws)),
@@ -288,8 +312,19 @@ class Transport:
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
+            failed = [t for t in done if not t.cancelled() and t.exception() is not None]
+            for task in failed:
+                error = task.exception()
+                if isinstance(error, _CONNECTION_ERRORS):
+                    continue
+                # the close reason: _note_close reports it rather than our own close code
+                name = _TASK_NAMES[tasks.index(task)]
+                self._close_reason = self.last_error = f"{name} failed: {type(error).__name__}: {error}"
+                log.error("%s: %s; reconnecting", self.url, self._close_reason, exc_info=error)
+            if self._stop is not None and not self._stop.is_set():
+                self.state = "reconnecting"  # nothing reads from here on (the reason is recorded first)
+            for task in failed:
+                if isinstance(task.exception(), _CONNECTION_ERRORS):
                     raise task.exception()  # type: ignore[misc]
         finally:
             for task in tasks:
@@ -299,20 +334,47 @@ class Transport:
     async def _read(self, ws: ClientConnection) -> None:
         try:
             async for frame in ws:
-                now = time.time_ns()
-                with self._lock:
-                    events = self._session.feed(frame, now)
-                    outgoing = self._session.data_to_send()
-                    self._lock.notify_all()
-                for request in outgoing:
+                for request in self._handle_frame(frame):
                     await ws.send(json.dumps(request))
-                if events:
-                    self._on_events(events)
-        except websockets.exceptions.ConnectionClosed as exc:
-            code = exc.rcvd.code if exc.rcvd else "no close frame"
-            self.last_error = self._close_reason or f"connection closed ({code})"
-            return
-        self.last_error = self._close_reason or "connection closed by server"
+        except websockets.exceptions.ConnectionClosed:
+            return  # _note_close records how it ended
+
+    def _handle_frame(self, frame: str | bytes) -> list[dict[str, Any]]:
+        """Feed one frame to the session, pass its events on, return the requests to send.
+
+        ``Session.feed`` does not raise; should anything here still do so, the
+        frame is counted in ``malformed`` and ``internal_errors``, logged
+        (the first time with its traceback, then rate-limited) and reading goes on.
+        """
+        try:
+            with self._lock:
+                events = self._session.feed(frame, time.time_ns())
+                outgoing = self._session.data_to_send()
+                self._lock.notify_all()
+        except Exception as exc:
+            self._frame_failed(exc)
+            return []
+        if events:
+            try:
+                self._on_events(events)
+            except Exception as exc:
+                self._frame_failed(exc)
+        return outgoing
+
+    def _frame_failed(self, exc: Exception) -> None:
+        """Count and log (rate-limited) an exception that escaped the handling of one frame."""
+        with self._lock:
+            self._session.counters["malformed"] += 1
+            self._session.counters["internal_errors"] += 1
+        self._frame_errors.log(
+            logging.ERROR,
+            "frame",
+            "%s: handling a frame failed (%s: %s); it was dropped and reading goes on",
+            self.url,
+            type(exc).__name__,
+            brief(str(exc)),
+            exc_info=True,
+        )
 
     async def _write(self, ws: ClientConnection) -> None:
         assert self._wakeup is not None

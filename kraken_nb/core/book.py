@@ -29,8 +29,9 @@ from zlib import crc32
 import numpy as np
 import pandas as pd
 
+from kraken_nb.core.schema import MAX_PRECISION
 from kraken_nb.core.wire import EXACT_UNITS, float_text, number_text, to_decimal
-from kraken_nb.errors import InexactNumber, InvalidParams, MalformedMessage
+from kraken_nb.errors import InexactNumber, InvalidParams, MalformedMessage, brief
 
 __all__ = ["OrderBook"]
 
@@ -40,7 +41,8 @@ CHECKSUM_LEVELS = 10
 """Levels per side that enter the checksum."""
 
 _PRICE_CACHE = 4096
-_INF = float("inf")
+_LIMIT = 1e308
+"""Prices and quantities must stay below this: past it a value has no finite float (or a 300-digit text)."""
 _SIDES = ("bid", "ask")
 
 _Qty = float | Decimal
@@ -155,22 +157,34 @@ class OrderBook:
 
     ``apply`` takes one element of a book message's ``data`` list. ``valid`` is
     False until a snapshot's checksum matches and stays False after any
-    mismatch until the next matching snapshot.
+    mismatch until the next matching snapshot. Prices and quantities may be
+    decimal strings (as in Kraken's REST answers and documentation) unless
+    ``numeric_strings=False``: the session's books take JSON numbers only,
+    as the WebSocket schema promises.
     """
 
-    def __init__(self, symbol: str, depth: int = 10, *, price_precision: int, qty_precision: int) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        depth: int = 10,
+        *,
+        price_precision: int,
+        qty_precision: int,
+        numeric_strings: bool = True,
+    ) -> None:
         if not isinstance(symbol, str) or not symbol:
             raise InvalidParams("symbol", symbol, "a non-empty string such as 'BTC/USD'")
         if not _is_int(depth) or depth < 1:
             raise InvalidParams("depth", depth, "a positive integer")
-        if not _is_int(price_precision) or price_precision < 0:
-            raise InvalidParams("price_precision", price_precision, "a non-negative integer")
-        if not _is_int(qty_precision) or qty_precision < 0:
-            raise InvalidParams("qty_precision", qty_precision, "a non-negative integer")
+        if not _is_int(price_precision) or not 0 <= price_precision <= MAX_PRECISION:
+            raise InvalidParams("price_precision", price_precision, f"an integer from 0 to {MAX_PRECISION}")
+        if not _is_int(qty_precision) or not 0 <= qty_precision <= MAX_PRECISION:
+            raise InvalidParams("qty_precision", qty_precision, f"an integer from 0 to {MAX_PRECISION}")
         self.symbol = symbol
         self.depth = depth
         self.price_precision = price_precision
         self.qty_precision = qty_precision
+        self.numeric_strings = numeric_strings
         self.valid = False
         self.version = 0
         self.timestamp: str | None = None
@@ -373,23 +387,23 @@ class OrderBook:
         symbol = entry.get("symbol")
         if symbol != self.symbol:
             raise MalformedMessage(
-                f"book entry for symbol {symbol!r} applied to the {self.symbol!r} book", entry
+                f"book entry for symbol {brief(symbol)} applied to the {self.symbol!r} book", entry
             )
         expected = entry.get("checksum")
         if type(expected) is not int or not 0 <= expected < 2**32:
             raise MalformedMessage(
-                f"book checksum must be an unsigned 32-bit integer, got {expected!r}", entry
+                f"book checksum must be an unsigned 32-bit integer, got {brief(expected)}", entry
             )
         timestamp = entry.get("timestamp")
         if timestamp is not None and type(timestamp) is not str:
-            raise MalformedMessage(f"book timestamp must be a string, got {timestamp!r}", entry)
+            raise MalformedMessage(f"book timestamp must be a string, got {brief(timestamp)}", entry)
         return expected, timestamp
 
     @staticmethod
     def _levels_of(entry: Mapping[str, Any], name: str) -> Sequence[Any]:
         raw = entry.get(name)
         if type(raw) is not list and (not isinstance(raw, Sequence) or isinstance(raw, (str, bytes))):
-            raise MalformedMessage(f"book entry needs a {name!r} list, got {raw!r}", entry)
+            raise MalformedMessage(f"book entry needs a {name!r} list, got {brief(raw)}", entry)
         return raw
 
     def _update(self, side: _Side, entry: Mapping[str, Any], name: str, undo: list[_Undo]) -> None:
@@ -458,15 +472,15 @@ class OrderBook:
         if type(raw) is float:
             price = raw
         else:
-            exact = _number(raw, f"{name} price", entry)
+            exact = _number(raw, f"{name} price", entry, self.numeric_strings)
             price = float(exact)
             if to_decimal(price) != exact:
                 raise MalformedMessage(
-                    f"{name} price {raw!r} does not survive a float; the book keys prices exactly",
+                    f"{name} price {brief(raw)} does not survive a float; the book keys prices exactly",
                     entry,
                 )
-        if not 0 < price < _INF:
-            raise MalformedMessage(f"{name} price must be positive and finite, got {raw!r}", entry)
+        if not 0 < price < _LIMIT:
+            raise MalformedMessage(f"{name} price must be positive and finite, got {brief(raw)}", entry)
         text = self._price_texts.get(price)
         if text is None:
             text = _text(raw, price, self.price_precision, f"{name} price", entry)
@@ -477,9 +491,9 @@ class OrderBook:
 
     def _qty(self, raw: object, name: str, entry: Mapping[str, Any]) -> tuple[_Qty, str]:
         """A quantity and its checksum text (``_DELETE`` for zero)."""
-        qty = raw if type(raw) is float else _number(raw, f"{name} qty", entry)
-        if not 0 <= qty < _INF:
-            raise MalformedMessage(f"{name} qty must be a finite number ≥ 0, got {raw!r}", entry)
+        qty = raw if type(raw) is float else _number(raw, f"{name} qty", entry, self.numeric_strings)
+        if not 0 <= qty < _LIMIT:
+            raise MalformedMessage(f"{name} qty must be a finite number ≥ 0, got {brief(raw)}", entry)
         if not qty:
             return qty, _DELETE
         return qty, _text(raw, qty, self.qty_precision, f"{name} qty", entry)
@@ -496,26 +510,26 @@ def _text(raw: object, value: _Qty, precision: int, what: str, entry: Mapping[st
     text = float_text(raw, precision)
     if text is None:
         raise InexactNumber(
-            f"{what} {raw!r} has more digits than a float keeps; decode the frame with Decimals", entry
+            f"{what} {brief(raw)} has more digits than a float keeps; decode the frame with Decimals", entry
         )
     return text
 
 
 def _bad_level(level: object, name: str, entry: Mapping[str, Any]) -> MalformedMessage:
-    return MalformedMessage(f"{name} level needs 'price' and 'qty', got {level!r}", entry)
+    return MalformedMessage(f"{name} level needs 'price' and 'qty', got {brief(level)}", entry)
 
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _number(value: object, what: str, entry: Mapping[str, Any]) -> Decimal:
-    if isinstance(value, bool):
-        raise MalformedMessage(f"{what} is not a number: {value!r}", entry)
+def _number(value: object, what: str, entry: Mapping[str, Any], strings: bool) -> Decimal:
+    if isinstance(value, bool) or (not strings and isinstance(value, str)):
+        raise MalformedMessage(f"{what} is not a number: {brief(value)}", entry)
     try:
         number = to_decimal(value)  # type: ignore[arg-type]
     except (TypeError, ArithmeticError, ValueError):
-        raise MalformedMessage(f"{what} is not a number: {value!r}", entry) from None
+        raise MalformedMessage(f"{what} is not a number: {brief(value)}", entry) from None
     if not number.is_finite():
-        raise MalformedMessage(f"{what} is not finite: {value!r}", entry)
+        raise MalformedMessage(f"{what} is not finite: {brief(value)}", entry)
     return number

@@ -47,6 +47,7 @@ from kraken_nb.errors import (
     InvalidParams,
     KrakenError,
     MalformedMessage,
+    brief,
 )
 
 __all__ = ["Call", "Event", "Gap", "Session", "SubscriptionStatus"]
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 
 _INSTRUMENT: Final = Subscription("instrument", (), {})
 _MAX_QUEUED_BOOK_ENTRIES: Final = 10_000
+_TEXT_TYPES: Final = (str, bytes, bytearray, memoryview)
 
 SubKey = tuple[str, str, Any]  # (channel, symbol or "", interval for ohlc else None)
 
@@ -157,7 +159,6 @@ class Session:
         self._tracker = Tracker(
             ack_timeout_ns=ack_timeout_ns, max_attempts=max_attempts, retry_backoff=retry_backoff, rng=rng
         )
-        self._throttled = ThrottledLog(log)
         self._ids = RequestIds()
         self._requests: dict[int, _Request] = {}
         self._calls: dict[int, Call] = {}
@@ -169,6 +170,8 @@ class Session:
         self._pongs: set[int] = set()
         self._open_gaps: dict[tuple[str, str], int] = {}
         self._taps: list[Tap] = []
+        self._log = ThrottledLog(log)
+        self._frame_rejected = False
 
     # -- taps ----------------------------------------------------------------
 
@@ -335,7 +338,7 @@ class Session:
                     status.attempts,
                 )
             else:
-                self._throttled.warning(
+                self._log.warning(
                     "subscribe timeout", "%s %s: %s; retrying", key[0], key[1], status.last_error
                 )
             events.append(Event("subscription", key[1] or None, status))
@@ -398,16 +401,21 @@ class Session:
     # -- incoming ------------------------------------------------------------
 
     def feed(self, text: str | bytes, received_ns: int) -> list[Event]:
-        """Handle one received frame; return the events it produced.
+        """Handle one received frame; return the events it produced. Never raises.
 
-        A malformed frame is counted and reported as an ``error`` event; it
-        never raises, so one bad frame cannot stop the stream.
+        A frame that is not valid is counted (``counters["malformed"]``), logged
+        (rate-limited) and reported as an ``error`` event; so is each bad item
+        of a frame whose other items are kept (``counters["rejected_items"]``).
+        Any other exception while handling the frame is a bug: it is counted
+        in ``malformed`` and ``internal_errors``, logged with its traceback the
+        first time, and the frame is dropped, so one frame cannot stop the stream.
         """
-        self.counters["messages"] += 1
-        self.counters["bytes"] += len(text)
+        counters = self.counters
+        counters["messages"] += 1
         self.last_message_ns = received_ns
         message: Message | None = None
         try:
+            counters["bytes"] += len(text)
             try:
                 message = parse(text)
                 events = self.handle(message, received_ns)
@@ -415,17 +423,40 @@ class Session:
                 # A book value has more digits than a float keeps: decode the frame
                 # again with Decimals. Book entries are applied whole or not at all,
                 # and applying an entry twice leaves the same book.
-                self.counters["exact_decodes"] += 1
+                counters["exact_decodes"] += 1
                 message = parse(text, exact=True)
                 events = self.handle(message, received_ns)
         except MalformedMessage as exc:
-            self.counters["malformed"] += 1
-            log.warning("dropped malformed frame: %s", exc.reason)
+            counters["malformed"] += 1
+            self._log.warning("frame", "dropped a malformed frame: %s", exc.reason)
             message = None
             events = [Event("error", None, exc)]
+        except Exception as exc:
+            message = None
+            events = [self._failed(text, exc)]
         if self._taps:
             self._notify("frame", text, message, received_ns, events)
         return events
+
+    def _failed(self, text: object, exc: Exception) -> Event:
+        """Count and report a frame whose handling raised (call it inside the ``except``)."""
+        self.counters["malformed"] += 1
+        if not isinstance(text, _TEXT_TYPES):
+            error = MalformedMessage(f"a frame must be text or bytes, not {type(text).__name__}")
+            self._log.warning("frame", "dropped a malformed frame: %s", error.reason)
+            return Event("error", None, error)
+        self.counters["internal_errors"] += 1
+        detail = f"{type(exc).__name__}: {brief(str(exc))}"
+        self._log.log(
+            logging.ERROR,
+            "internal",
+            "could not handle a frame (%s); dropped it and went on (counted in internal_errors)",
+            detail,
+            exc_info=True,
+        )
+        error = MalformedMessage(f"could not be handled ({detail})", text)  # type: ignore[arg-type]
+        error.__cause__ = exc
+        return Event("error", None, error)
 
     def handle(self, message: Message, received_ns: int) -> list[Event]:
         """Handle one parsed message (``feed`` without the decoding).
@@ -433,7 +464,16 @@ class Session:
         Raises ``InexactNumber`` when a book value decoded as a float is too
         long to carry its digits; ``feed`` then decodes the frame again with
         Decimals, a caller of ``handle`` must do the same (``parse(text, exact=True)``).
+        A message with rejected items counts once in ``counters["malformed"]``.
         """
+        self._frame_rejected = False
+        events = self._dispatch(message, received_ns)
+        if self._frame_rejected:
+            self._frame_rejected = False
+            self.counters["malformed"] += 1
+        return events
+
+    def _dispatch(self, message: Message, received_ns: int) -> list[Event]:
         if isinstance(message, TradeMessage):
             return self._on_trades(message)
         if isinstance(message, BookMessage):
@@ -464,17 +504,39 @@ class Session:
         self.counters["unknown"] += 1
         return []
 
+    # -- rejected items ---------------------------------------------------------
+
+    def _reject(self, channel: str, error: MalformedMessage) -> Event:
+        """Count, log (rate-limited) and report one bad item; the frame counts as malformed."""
+        self._frame_rejected = True
+        self.counters["rejected_items"] += 1
+        self._log.warning(channel, "rejected a bad %s item: %s", channel, error.reason)
+        item = error.frame
+        symbol = item.get("symbol") if isinstance(item, Mapping) else None
+        return Event("error", symbol if isinstance(symbol, str) else None, error)
+
+    def _rejections(self, channel: str, rejected: tuple[MalformedMessage, ...]) -> list[Event]:
+        return [self._reject(channel, error) for error in rejected]
+
     # -- handlers -------------------------------------------------------------
 
     def _on_trades(self, message: TradeMessage) -> list[Event]:
-        events = []
+        events = self._rejections("trade", message.rejected) if message.rejected else []
         gaps_before = len(self.trades.gaps)
+        added = 0
+        append = self.trades.append
         for row in message.data:
-            if self.trades.append(row):
+            try:
+                new = append(row)
+            except MalformedMessage as exc:  # the schema let through what the buffer refuses
+                events.append(self._reject("trade", exc))
+                continue
+            if new:
+                added += 1
                 events.append(Event("trade", row["symbol"], row))
             else:
                 self.counters["duplicate_trades"] += 1
-        self.counters["trades"] += len(events)
+        self.counters["trades"] += added
         for gap in self.trades.gaps[gaps_before:]:
             self.counters["trade_gaps"] += 1
             events.append(Event("gap", gap.symbol, gap))
@@ -483,25 +545,38 @@ class Session:
         return events
 
     def _on_ticker(self, message: TickerMessage, received_ns: int) -> list[Event]:
+        events = self._rejections("ticker", message.rejected) if message.rejected else []
         for row in message.data:
-            self.tickers.append(row, received_ns)
+            try:
+                self.tickers.append(row, received_ns)
+            except MalformedMessage as exc:
+                events.append(self._reject("ticker", exc))
+                continue
             self.versions[("ticker", row["symbol"])] += 1
-        return [Event("ticker", row["symbol"], row) for row in message.data]
+            events.append(Event("ticker", row["symbol"], row))
+        return events
 
     def _on_ohlc(self, message: OhlcMessage) -> list[Event]:
+        events = self._rejections("ohlc", message.rejected) if message.rejected else []
         for row in message.data:
-            self.candles.append(row)
+            try:
+                self.candles.append(row)
+            except MalformedMessage as exc:
+                events.append(self._reject("ohlc", exc))
+                continue
             self.versions[("ohlc", row["symbol"])] += 1
-        return [Event("ohlc", row["symbol"], row) for row in message.data]
+            events.append(Event("ohlc", row["symbol"], row))
+        return events
 
     def _on_instrument(self, message: InstrumentMessage) -> list[Event]:
+        events = self._rejections("instrument", message.rejected) if message.rejected else []
         if message.snapshot:
             self.pairs.clear()
             self.assets.clear()
         self.pairs.update((p["symbol"], p) for p in message.pairs)
-        self.assets.update((str(a.get("id")), a) for a in message.assets)
+        self.assets.update((a["id"], a) for a in message.assets)
         self.versions[("instrument", "")] += 1
-        events: list[Event] = [Event("instrument", None, message)]
+        events.append(Event("instrument", None, message))
         for symbol, queued in list(self._queued_book.items()):
             if symbol in self.pairs:
                 del self._queued_book[symbol]
@@ -517,12 +592,14 @@ class Session:
 
     def _on_book(self, message: BookMessage, received_ns: int) -> list[Event]:
         data = message.data
-        if len(data) == 1 and data[0]["symbol"] in self.pairs:  # Kraken's usual frame
+        if len(data) == 1 and data[0]["symbol"] in self.pairs and not message.rejected:  # the usual frame
             return self._apply_book(data[0], message.snapshot, received_ns)
-        events: list[Event] = []
+        events = self._rejections("book", message.rejected) if message.rejected else []
         for entry in data:
             symbol = entry["symbol"]
             if symbol not in self.pairs:
+                if ("book", symbol, None) not in self._wanted:
+                    continue  # a book nobody asked for: nothing to queue it for
                 queue = self._queued_book.setdefault(symbol, [])
                 if message.snapshot:
                     queue.clear()
@@ -552,11 +629,12 @@ class Session:
         except InexactNumber:
             raise  # feed() decodes the frame again, exactly
         except MalformedMessage as exc:
-            self.counters["malformed"] += 1
-            log.warning("%s: malformed book entry (%s); resyncing", symbol, exc.reason)
+            event = self._reject("book", exc)
+            log.info("%s: malformed book entry; resyncing the book", symbol)
             book.reset()
+            self.versions[("book", symbol)] += 1
             self._resync(symbol)
-            return [Event("error", symbol, exc)]
+            return [event]
         if snapshot:
             self._resyncing.discard(symbol)
         self.versions[("book", symbol)] += 1
@@ -591,6 +669,7 @@ class Session:
             sub.params.get("depth", 10),
             price_precision=int(pair["price_precision"]),
             qty_precision=int(pair["qty_precision"]),
+            numeric_strings=False,
         )
         self.books[symbol] = book
         return book
@@ -652,7 +731,7 @@ class Session:
                 # the user had it: keep it and retry with backoff (poll() sends it again)
                 self._confirmed.discard(key)
                 self.counters["resubscribe_rejections"] += 1
-                self._throttled.warning(
+                self._log.warning(
                     "resubscribe rejected",
                     "%s %s: resubscribe rejected (%s); kept, retrying",
                     channel,

@@ -80,3 +80,19 @@ def test_level_text_examples():
     assert level_text(29430.3, 0.00011621, 1, 8) == "294303" + "11621"
     assert level_text(Decimal("0.5666"), Decimal("18097.1547"), 4, 8) == "5666" + "1809715470000"
     assert level_text(0.00001234, 1e-05, 8, 8) == "1234" + "1000"
+
+
+@pytest.mark.parametrize("decode", [loads, loads_exact], ids=["loads", "loads_exact"])
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 100_000 + "]" * 100_000, '{"a":' * 5000 + "1" + "}" * 5000, b"[" * 3000 + b"]" * 3000],
+    ids=["deep-list", "deep-object", "deep-bytes"],
+)
+def test_nesting_too_deep_is_a_value_error_not_a_recursion_error(decode, text):
+    with pytest.raises(ValueError, match="nested too deeply"):
+        decode(text)
+
+
+@pytest.mark.parametrize("value", [1e308, -1e308, float("inf"), float("nan"), 9.9e307])
+def test_float_text_of_a_value_too_large_for_its_precision_asks_for_exact_decoding(value):
+    assert float_text(value, 1) is None
