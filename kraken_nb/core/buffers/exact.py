@@ -1,0 +1,255 @@
+"""Exact decimal columns: the pairs' precisions, the check on arrival, and ``decimal128`` arrays.
+
+Why the buffers can store float64 and still give every wire value back: a
+binary float holds any decimal of at most 15 significant digits in the sense
+that matters, its ``repr`` is that decimal again. Kraken prints prices and
+quantities at the pair's precision ``p``, so a value ``v`` has at most 15
+digits exactly when ``|v| · 10**p < 10**15`` (the rule of
+:func:`kraken_nb.core.wire.float_text` and the order book).
+
+* **On arrival** the buffers compare every price and quantity with that limit
+  (two float comparisons per value). A float past it may have lost digits: the
+  buffer raises :class:`~kraken_nb.errors.InexactNumber` before it stores
+  anything, and the session decodes the frame again with Decimals. A Decimal
+  past it whose float does not give its digits back is kept exactly in the
+  buffer's small side table (in 65 s of simulator data: a few hundred ticker
+  volumes, a handful of trade and book quantities). Without the instrument
+  channel the limit uses :data:`FALLBACK_PRECISION`, which is conservative: it
+  sends more frames through the exact decoder, it never lets one through.
+* **On request** (``exact=True``) :func:`decimal_array` turns a float column
+  plus its side-table entries into ``decimal128(18, s)``, vectorised:
+  ``round(v · 10**s)`` is the exact integer for every value under the limit,
+  the rare others go through ``Decimal``. The scale ``s`` starts at the pair's
+  precision and grows when a value has more decimals than that (a value is
+  never rounded). 18 digits is the range of int64 units, so a product of two
+  such columns (``price * qty``, 37 digits) still fits ``decimal128``; a column
+  holding a value of more than 18 digits becomes ``decimal128(38, s)``.
+
+What this relies on: a value whose wire text has more decimals than the pair's
+precision *and* more than 15 significant digits cannot be told from its float
+on arrival; Kraken prints values at the pair's precision, so it does not occur.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+
+from kraken_nb.core.wire import EXACT_UNITS, to_decimal
+from kraken_nb.errors import InexactNumber, InvalidParams
+
+__all__ = [
+    "DECIMAL_DIGITS",
+    "FALLBACK_PRECISION",
+    "PERCENT_PRECISION",
+    "ExactRow",
+    "Precisions",
+    "decimal_array",
+    "exact_entries",
+]
+
+FALLBACK_PRECISION: Final = 10
+"""Precision assumed by the arrival check for a pair the instrument channel has not described."""
+
+PERCENT_PRECISION: Final = 2
+"""Decimals of a percentage such as the ticker's ``change_pct``."""
+
+DECIMAL_DIGITS: Final = 18
+"""Digits of an exact column (widened to 38 for a column holding a longer value)."""
+
+_WIDE_DIGITS: Final = 38
+_MASK64: Final = (1 << 64) - 1
+_SIGN64: Final = 1 << 63
+
+
+def limit_of(precision: int) -> float:
+    """The magnitude from which a value at ``precision`` may have more than 15 digits."""
+    return EXACT_UNITS / 10.0**precision
+
+
+_FALLBACK_LIMITS: Final = (limit_of(FALLBACK_PRECISION), limit_of(FALLBACK_PRECISION))
+
+
+class Precisions:
+    """Price and quantity precisions per symbol, from the instrument channel; shared by the buffers.
+
+    ``limits`` holds, per symbol, the arrival limits of its prices and of its
+    quantities (see the module docstring).
+    """
+
+    def __init__(self) -> None:
+        self._pairs: dict[str, tuple[int, int]] = {}
+        self.limits: dict[str, tuple[float, float]] = {}
+
+    def set(self, symbol: str, price_precision: int, qty_precision: int) -> None:
+        """Record one pair's precisions."""
+        self._pairs[symbol] = (price_precision, qty_precision)
+        self.limits[symbol] = (limit_of(price_precision), limit_of(qty_precision))
+
+    def replace(self, pairs: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Take the precisions of instrument ``pairs``; return the symbols whose precisions are unusable."""
+        bad: list[str] = []
+        for pair in pairs:
+            symbol = pair.get("symbol")
+            price, qty = pair.get("price_precision"), pair.get("qty_precision")
+            if (
+                isinstance(symbol, str)
+                and type(price) is int
+                and type(qty) is int
+                and 0 <= price <= _WIDE_DIGITS
+                and 0 <= qty <= _WIDE_DIGITS
+            ):
+                self.set(symbol, price, qty)
+            else:
+                bad.append(str(symbol))
+        return bad
+
+    def clear(self) -> None:
+        """Forget every pair (a new instrument snapshot follows)."""
+        self._pairs.clear()
+        self.limits.clear()
+
+    def get(self, symbol: str) -> tuple[int, int] | None:
+        """``(price_precision, qty_precision)`` of ``symbol``, or None when unknown."""
+        return self._pairs.get(symbol)
+
+    def limits_of(self, symbol: str) -> tuple[float, float]:
+        """The arrival limits of ``symbol``'s prices and quantities (conservative when unknown)."""
+        return self.limits.get(symbol, _FALLBACK_LIMITS)
+
+    def scale(self, kind: str, symbols: Iterable[str]) -> int:
+        """The starting scale of a ``kind`` ("price", "qty", "percent") column holding ``symbols``.
+
+        The largest known precision among them; 0 when none is known (the data
+        then decides, see :func:`decimal_array`).
+        """
+        if kind == "percent":
+            return PERCENT_PRECISION
+        at = 0 if kind == "price" else 1
+        known = [pair[at] for symbol in symbols if (pair := self._pairs.get(symbol)) is not None]
+        return max(known, default=0)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+
+class ExactRow(tuple):  # type: ignore[type-arg]
+    """A converted row (storage values) that carries the exact Decimals of some of its values."""
+
+    exact: dict[str, Decimal]
+
+
+def exact_entries(
+    values: tuple[Any, ...],
+    row: Mapping[str, Any],
+    checks: Iterable[tuple[str, int, float]],
+    what: str,
+) -> tuple[Any, ...]:
+    """``values``, or an :class:`ExactRow` keeping the Decimals whose float lost digits.
+
+    ``checks`` lists ``(field, index in values, arrival limit)``. A float past
+    its limit raises ``InexactNumber`` (decode the frame again with Decimals);
+    an exact wire value (Decimal, int, str) past it is kept when its float
+    does not give it back.
+    """
+    exact: dict[str, Decimal] | None = None
+    for name, index, limit in checks:
+        value = values[index]
+        if -limit < value < limit or value != value:  # within the limit, or NaN (a missing value)
+            continue
+        raw = row[name]
+        if type(raw) is float:
+            raise InexactNumber(
+                f"{what} {name} {raw!r} may have more digits than a float keeps; "
+                "decode the frame with Decimals",
+                row,
+            )
+        number = to_decimal(raw)
+        if to_decimal(value) != number:
+            if exact is None:
+                exact = {}
+            exact[name] = number
+    if exact is None:
+        return values
+    kept = ExactRow(values)
+    kept.exact = exact
+    return kept
+
+
+def _units(number: Decimal, scale: int) -> int:
+    """``number · 10**scale`` as an int (exact: ``number`` has at most ``scale`` decimals)."""
+    sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    units = int("".join(map(str, digits)) or "0") * 10 ** (exponent + scale)
+    return -units if sign else units
+
+
+def _decimals(number: Decimal) -> int:
+    exponent = number.as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def decimal_array(
+    values: npt.ArrayLike, exact: Mapping[int, Decimal], scale: int, what: str = "column"
+) -> pd.api.extensions.ExtensionArray:
+    """An exact ``decimal128(18 or 38, s)`` array of float ``values``; ``exact`` overrides positions.
+
+    ``s`` is at least ``scale`` and as many decimals as any value has; NaN (a
+    missing value) and infinities become ``<NA>``. Values under the 15-digit
+    limit at ``s`` are converted in bulk; the others (and every ``exact``
+    entry) through ``Decimal``.
+    """
+    floats = np.ascontiguousarray(values, dtype=np.float64)
+    count = len(floats)
+    valid = np.isfinite(floats)
+    finite = np.where(valid, floats, 0.0)
+    magnitude = np.abs(finite)
+    if exact:
+        scale = max(scale, *(_decimals(number) for number in exact.values()))
+        overridden = np.zeros(count, dtype=bool)
+        overridden[np.fromiter(exact, dtype=np.intp, count=len(exact))] = True
+        valid |= overridden
+    while True:
+        factor = 10.0**scale
+        slow = magnitude >= EXACT_UNITS / factor
+        if exact:
+            slow |= overridden
+        units = np.round(finite * factor)
+        if bool(((units / factor != finite) & valid & ~slow).any()):
+            scale += 1  # a value has more decimals than the scale: widen, never round
+        else:
+            slow_numbers = {
+                int(at): exact[at] if at in exact else to_decimal(float(finite[at]))
+                for at in np.flatnonzero(slow & valid)
+            }
+            needed = max(map(_decimals, slow_numbers.values()), default=0)
+            if needed <= scale:
+                break
+            scale = needed
+        if scale > _WIDE_DIGITS:
+            raise InvalidParams("exact", what, f"values of at most {_WIDE_DIGITS} decimals")
+    words = np.empty((count, 2), dtype=np.int64)
+    low = units.astype(np.int64)
+    words[:, 0] = low
+    words[:, 1] = low >> 63
+    digits = DECIMAL_DIGITS
+    for at, number in slow_numbers.items():
+        value = _units(number, scale)
+        if abs(value) >= 10**digits:
+            digits = _WIDE_DIGITS
+            if abs(value) >= 10**digits:
+                raise InvalidParams("exact", what, f"values of at most {_WIDE_DIGITS} digits")
+        words[at, 0] = ((value & _MASK64) ^ _SIGN64) - _SIGN64
+        words[at, 1] = value >> 64
+    nulls = count - int(np.count_nonzero(valid))
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+    array = pa.Array.from_buffers(
+        pa.decimal128(digits, scale), count, [bitmap, pa.py_buffer(words)], null_count=nulls
+    )
+    return pd.arrays.ArrowExtensionArray(array)
