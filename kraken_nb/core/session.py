@@ -20,7 +20,15 @@ from typing import Any, Final, NamedTuple
 import pandas as pd
 
 from kraken_nb.core.book import OrderBook
-from kraken_nb.core.buffers import BookTopBuffer, CandleBuffer, DepthBuffer, TickerBuffer, TradeBuffer
+from kraken_nb.core.buffers import (
+    BookTopBuffer,
+    CandleBuffer,
+    DepthBuffer,
+    Precisions,
+    TickerBuffer,
+    TradeBuffer,
+)
+from kraken_nb.core.buffers.columnar import NAT
 from kraken_nb.core.messages import (
     Ack,
     BookMessage,
@@ -37,6 +45,8 @@ from kraken_nb.core.messages import (
 )
 from kraken_nb.core.params import RequestIds, Subscription
 from kraken_nb.core.taps import Tap
+from kraken_nb.core.throttle import ThrottledLog
+from kraken_nb.core.timestamps import parse_rfc3339_ns
 from kraken_nb.errors import (
     ChecksumMismatch,
     InexactNumber,
@@ -122,11 +132,14 @@ class Session:
         depth_levels: int = 50,
         depth_sample_ns: int = 1_000_000_000,
     ) -> None:
-        self.trades = TradeBuffer(max_rows=max_rows)
-        self.tickers = TickerBuffer(max_rows=max_rows)
-        self.candles = CandleBuffer(max_rows=max_rows)
-        self.book_tops = BookTopBuffer(max_rows=max_rows)
-        self.depths = DepthBuffer(max_rows=None if max_rows is None else max_rows * 2 * depth_levels)
+        self.precisions = Precisions()
+        self.trades = TradeBuffer(max_rows=max_rows, precisions=self.precisions)
+        self.tickers = TickerBuffer(max_rows=max_rows, precisions=self.precisions)
+        self.candles = CandleBuffer(max_rows=max_rows, precisions=self.precisions)
+        self.book_tops = BookTopBuffer(max_rows=max_rows, precisions=self.precisions)
+        self.depths = DepthBuffer(
+            max_rows=None if max_rows is None else max_rows * 2 * depth_levels, precisions=self.precisions
+        )
         self.books: dict[str, OrderBook] = {}
         self.pairs: dict[str, Mapping[str, Any]] = {}
         self.assets: dict[str, Mapping[str, Any]] = {}
@@ -140,7 +153,7 @@ class Session:
         self._depth_levels = depth_levels
         self._depth_sample_ns = depth_sample_ns
         self._last_depth_sample: dict[str, int] = {}
-        self._last_top: dict[str, tuple[float | None, float | None, float | None, float | None, bool]] = {}
+        self._last_top: dict[str, tuple[Any, ...]] = {}
         self._wanted: dict[SubKey, Subscription] = {}
         self._confirmed: set[SubKey] = set()
         self._ids = RequestIds()
@@ -154,6 +167,8 @@ class Session:
         self._pongs: set[int] = set()
         self._open_gaps: dict[tuple[str, str], int] = {}
         self._taps: list[Tap] = []
+        self._book_time: tuple[str | None, int] = (None, NAT)
+        self._throttled = ThrottledLog(log)
 
     # -- taps ----------------------------------------------------------------
 
@@ -338,9 +353,10 @@ class Session:
                 message = parse(text)
                 events = self.handle(message, received_ns)
             except InexactNumber:
-                # A book value has more digits than a float keeps: decode the frame
-                # again with Decimals. Book entries are applied whole or not at all,
-                # and applying an entry twice leaves the same book.
+                # A price or quantity may have more digits than a float keeps: decode
+                # the frame again with Decimals. Book entries are applied whole or not
+                # at all (applying one twice leaves the same book), and the buffers
+                # convert a whole frame before they add any of it.
                 self.counters["exact_decodes"] += 1
                 message = parse(text, exact=True)
                 events = self.handle(message, received_ns)
@@ -356,18 +372,19 @@ class Session:
     def handle(self, message: Message, received_ns: int) -> list[Event]:
         """Handle one parsed message (``feed`` without the decoding).
 
-        Raises ``InexactNumber`` when a book value decoded as a float is too
-        long to carry its digits; ``feed`` then decodes the frame again with
-        Decimals, a caller of ``handle`` must do the same (``parse(text, exact=True)``).
+        Raises ``InexactNumber`` when a price or quantity decoded as a float
+        may be too long to carry its digits (nothing of the frame is kept then);
+        ``feed`` decodes the frame again with Decimals, a caller of ``handle``
+        must do the same (``parse(text, exact=True)``).
         """
         if isinstance(message, TradeMessage):
-            return self._on_trades(message)
+            return self._on_trades(message, received_ns)
         if isinstance(message, BookMessage):
             return self._on_book(message, received_ns)
         if isinstance(message, TickerMessage):
             return self._on_ticker(message, received_ns)
         if isinstance(message, OhlcMessage):
-            return self._on_ohlc(message)
+            return self._on_ohlc(message, received_ns)
         if isinstance(message, Heartbeat):
             self.counters["heartbeats"] += 1
             self.last_heartbeat_ns = received_ns
@@ -392,31 +409,34 @@ class Session:
 
     # -- handlers -------------------------------------------------------------
 
-    def _on_trades(self, message: TradeMessage) -> list[Event]:
-        events = []
-        gaps_before = len(self.trades.gaps)
-        for row in message.data:
-            if self.trades.append(row):
-                events.append(Event("trade", row["symbol"], row))
-            else:
-                self.counters["duplicate_trades"] += 1
-        self.counters["trades"] += len(events)
-        for gap in self.trades.gaps[gaps_before:]:
-            self.counters["trade_gaps"] += 1
-            events.append(Event("gap", gap.symbol, gap))
+    def _on_trades(self, message: TradeMessage, received_ns: int) -> list[Event]:
+        trades = self.trades
+        gaps_before, anomalies_before = trades.gap_count, trades.anomalies
+        duplicates_before, stale_before = trades.duplicates, trades.stale
+        new = trades.extend_new(message.data, received_ns, snapshot=message.snapshot)
+        events = [Event("trade", row["symbol"], row) for row in new]
+        self.counters["trades"] += len(new)
+        self.counters["duplicate_trades"] += trades.duplicates - duplicates_before
+        self.counters["stale_trades"] += trades.stale - stale_before
+        found = trades.gap_count - gaps_before + trades.anomalies - anomalies_before
+        if found:
+            self.counters["trade_gaps"] += trades.gap_count - gaps_before
+            self.counters["trade_id_anomalies"] += trades.anomalies - anomalies_before
+            gaps = trades.gaps
+            events.extend(Event("gap", gap.symbol, gap) for gap in gaps[len(gaps) - min(found, len(gaps)) :])
         for symbol in message.symbols():
             self.versions[("trade", symbol)] += 1
         return events
 
     def _on_ticker(self, message: TickerMessage, received_ns: int) -> list[Event]:
+        self.tickers.extend(message.data, received_ns)
         for row in message.data:
-            self.tickers.append(row, received_ns)
             self.versions[("ticker", row["symbol"])] += 1
         return [Event("ticker", row["symbol"], row) for row in message.data]
 
-    def _on_ohlc(self, message: OhlcMessage) -> list[Event]:
+    def _on_ohlc(self, message: OhlcMessage, received_ns: int) -> list[Event]:
+        self.candles.extend(message.data, received_ns)
         for row in message.data:
-            self.candles.append(row)
             self.versions[("ohlc", row["symbol"])] += 1
         return [Event("ohlc", row["symbol"], row) for row in message.data]
 
@@ -426,6 +446,12 @@ class Session:
             self.assets.clear()
         self.pairs.update((p["symbol"], p) for p in message.pairs)
         self.assets.update((str(a.get("id")), a) for a in message.assets)
+        if message.snapshot:
+            self.precisions.clear()
+        for symbol in self.precisions.replace(message.pairs):
+            self._throttled.warning(
+                f"precision {symbol}", "%s: unusable instrument precisions; exact columns infer them", symbol
+            )
         self.versions[("instrument", "")] += 1
         events: list[Event] = [Event("instrument", None, message)]
         for symbol, queued in list(self._queued_book.items()):
@@ -498,14 +524,33 @@ class Session:
     def _record_top(self, book: OrderBook, received_ns: int) -> None:
         """Append the top of book when it changed; take a depth sample when one is due."""
         symbol = book.symbol
-        top = (*book.top(), book.valid)
+        top = (*book.top_values(), book.valid)
         if self._last_top.get(symbol) != top:
             self._last_top[symbol] = top
-            self.book_tops.append(symbol, received_ns, *top)
+            self.book_tops.append(symbol, self._book_time_ns(book), received_ns, *top)
         last = self._last_depth_sample.get(symbol)
         if last is None or received_ns - last >= self._depth_sample_ns:
             self._last_depth_sample[symbol] = received_ns
-            self.depths.append(symbol, received_ns, *book.depth_arrays(self._depth_levels))
+            self.depths.append(
+                symbol, self._book_time_ns(book), received_ns, *book.depth_values(self._depth_levels)
+            )
+
+    def _book_time_ns(self, book: OrderBook) -> int:
+        """The book message's own time in ns (``NaT`` when it had none or it is not RFC3339)."""
+        text = book.timestamp
+        if text == self._book_time[0]:
+            return self._book_time[1]
+        if text is None:
+            return NAT
+        try:
+            ns = parse_rfc3339_ns(text)
+        except MalformedMessage:
+            self._throttled.warning(
+                f"book time {book.symbol}", "%s: book timestamp %r is not RFC3339", book.symbol, text
+            )
+            ns = NAT
+        self._book_time = (text, ns)
+        return ns
 
     def _new_book(self, symbol: str) -> OrderBook | None:
         pair = self.pairs.get(symbol)
@@ -597,7 +642,7 @@ class Session:
     # -- views ------------------------------------------------------------------
 
     def gaps_frame(self) -> pd.DataFrame:
-        """Disconnect windows and trade-id gaps, one row each, oldest first."""
+        """Disconnect windows, trade-id gaps and trade-id anomalies, one row each, oldest first."""
         rows = [
             {
                 "channel": g.channel,
@@ -616,7 +661,7 @@ class Session:
                 "symbol": g.symbol,
                 "start": g.time_ns,
                 "end": g.time_ns,
-                "reason": "trade ids skipped",
+                "reason": g.reason,
                 "after_trade_id": g.after_id,
                 "before_trade_id": g.before_id,
             }

@@ -1,56 +1,98 @@
-"""Trades: ``TradeBuffer``, de-duplicated by trade id, and the ``TradeGap`` records of missed ids."""
+"""Trades: ``TradeBuffer``, de-duplicated by trade id, and the ``TradeGap`` records of missed or odd ids."""
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from operator import index as as_int
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
-from kraken_nb.core.buffers.columnar import _BAD_ROW, ColumnarBuffer, _malformed
+from kraken_nb.core.buffers.columnar import _BAD_ROW, ColumnarBuffer, _malformed, _time_ns
+from kraken_nb.core.buffers.exact import ExactRow, Precisions, exact_entries
+from kraken_nb.core.throttle import ThrottledLog
 from kraken_nb.core.timestamps import parse_rfc3339_ns
 
-__all__ = ["TradeBuffer", "TradeGap"]
+__all__ = ["GAP_REASONS", "TradeBuffer", "TradeGap"]
+
+log = logging.getLogger(__name__)
+
+SKIPPED: Final = "trade ids skipped"
+JUMPED: Final = "trade id jumped ahead"
+BACKWARDS: Final = "trade id went backwards"
+GAP_REASONS: Final = (SKIPPED, JUMPED, BACKWARDS)
+"""The ``reason`` of a ``TradeGap``: ids missing, or an id out of sequence (an anomaly)."""
 
 
 @dataclass(frozen=True, slots=True)
 class TradeGap:
-    """Trades of ``symbol`` between ``after_id`` and ``before_id`` (exclusive) never arrived.
+    """Trade ids of ``symbol`` between ``after_id`` and ``before_id`` that did not arrive in sequence.
 
-    ``time_ns`` is the time of the trade ``before_id`` that revealed the gap.
+    ``reason`` is ``"trade ids skipped"`` when the ids in between never
+    arrived, or an anomaly: ``"trade id jumped ahead"`` (further than
+    ``TradeBuffer.MAX_SKIP``) or ``"trade id went backwards"``. ``time_ns`` is
+    the time of the trade ``before_id`` that revealed it.
     """
 
     symbol: str
     after_id: int
     before_id: int
     time_ns: int
+    reason: str = SKIPPED
 
     @property
     def missing(self) -> int:
-        """How many trade ids are missing."""
-        return self.before_id - self.after_id - 1
+        """How many trade ids are missing (0 for an anomaly: the ids in between need not exist)."""
+        return self.before_id - self.after_id - 1 if self.reason == SKIPPED else 0
+
+    @property
+    def anomaly(self) -> bool:
+        """Whether this is an id out of sequence rather than ids that never arrived."""
+        return self.reason != SKIPPED
+
+
+class _Sequence:
+    """Dedupe and sequence state of one symbol's trade ids."""
+
+    __slots__ = ("last", "pending", "recent", "seen")
+
+    def __init__(self) -> None:
+        self.last: int | None = None  # the id of the newest trade in sequence
+        self.pending: int | None = None  # an out-of-sequence id that may start a new sequence
+        self.seen: set[int] = set()
+        self.recent: deque[int] = deque()
 
 
 class TradeBuffer(ColumnarBuffer):
-    """Trades of every symbol, de-duplicated by ``(symbol, trade_id)``.
+    """Trades of every symbol, de-duplicated by ``(symbol, trade_id)`` within a bounded window.
 
-    Kraken's ``trade_id`` increases per book, so the buffer keeps the last id
-    per symbol: an id at or below it is a duplicate (dropped and counted), an
-    id more than one above it means trades were missed (a ``TradeGap`` is
-    recorded and the trade kept). This state is O(1) per symbol and survives
-    ``max_rows`` trimming, so replaying a snapshot after a reconnect adds only
-    the new trades.
+    A trade whose id is among the symbol's newest ``DEDUPE_WINDOW`` ids is an
+    exact repeat (e.g. from the snapshot that bridges a reconnect): it is
+    dropped and counted. Every other trade is kept. Kraken's ``trade_id``
+    increases by one per trade of a book, so the buffer follows the sequence:
+    an id more than one ahead records the skipped ids as a ``TradeGap``; an id
+    further ahead than ``MAX_SKIP`` or behind the sequence is an anomaly
+    (recorded, counted, logged, the trade kept). An anomaly starts a new
+    sequence only when the next trade continues from it, so one bogus id
+    (999999999 between real ones) costs one anomaly and drops nothing.
+
+    A trade *snapshot* (the 50 trades that bridge a reconnect) is different:
+    its trades at or behind the sequence that are not repeats are older than
+    the stream (from before the first trade received, or inside a gap already
+    recorded). They are dropped and counted as ``stale``, so the frame stays
+    in trade order.
     """
 
     _fields = (
         ("time", "time"),
         ("symbol", "category"),
         ("side", "category"),
-        ("price", "float"),
-        ("qty", "float"),
+        ("price", "price"),
+        ("qty", "qty"),
         ("ord_type", "category"),
         ("trade_id", "int"),
+        ("received", "time"),
     )
     _preset_categories: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "side": ("buy", "sell"),
@@ -58,37 +100,57 @@ class TradeBuffer(ColumnarBuffer):
     }
     MAX_GAPS: ClassVar[int] = 10_000
     """How many of the newest gaps ``gaps`` keeps."""
+    DEDUPE_WINDOW: ClassVar[int] = 500
+    """How many of each symbol's newest trade ids are remembered for de-duplication (10 snapshots)."""
+    MAX_SKIP: ClassVar[int] = 1_000_000
+    """The largest step ahead read as skipped ids; a larger one is an anomaly."""
 
-    def __init__(self, *, capacity: int = 1024, max_rows: int | None = None) -> None:
-        super().__init__(capacity=capacity, max_rows=max_rows)
+    def __init__(
+        self, *, capacity: int = 1024, max_rows: int | None = None, precisions: Precisions | None = None
+    ) -> None:
+        super().__init__(capacity=capacity, max_rows=max_rows, precisions=precisions)
         self._sides = self._codes["side"]
         self._ord_types = self._codes["ord_type"]
-        self._last_ids: dict[int, int] = {}
+        self._sequences: dict[int, _Sequence] = {}
         self._gaps: deque[TradeGap] = deque(maxlen=self.MAX_GAPS)
         self._gap_count = 0
+        self._anomalies = 0
         self._duplicates = 0
+        self._stale = 0
+        self._log = ThrottledLog(log)
 
     @property
     def duplicates(self) -> int:
-        """Trades dropped because their id was not above the symbol's last one."""
+        """Trades dropped because their id was among the symbol's recent ones."""
         return self._duplicates
 
     @property
+    def stale(self) -> int:
+        """Snapshot trades dropped because they are older than the symbol's sequence."""
+        return self._stale
+
+    @property
     def gaps(self) -> list[TradeGap]:
-        """The gaps in trade ids seen so far (the newest ``MAX_GAPS``), oldest first."""
+        """The gaps and anomalies in trade ids seen so far (the newest ``MAX_GAPS``), oldest first."""
         return list(self._gaps)
 
     @property
     def gap_count(self) -> int:
-        """How many gaps were seen in total."""
+        """How many gaps of skipped ids were seen in total."""
         return self._gap_count
 
-    def last_trade_id(self, symbol: str) -> int | None:
-        """The highest trade id kept for ``symbol``, or None before its first trade."""
-        code = self._symbol_codes.get(symbol)
-        return None if code is None else self._last_ids.get(code)
+    @property
+    def anomalies(self) -> int:
+        """How many out-of-sequence ids (far jumps ahead, steps back) were seen in total."""
+        return self._anomalies
 
-    def _convert(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+    def last_trade_id(self, symbol: str) -> int | None:
+        """The id of ``symbol``'s newest trade in sequence, or None before its first trade."""
+        code = self._symbol_codes.get(symbol)
+        sequence = None if code is None else self._sequences.get(code)
+        return None if sequence is None else sequence.last
+
+    def _convert(self, row: Mapping[str, Any], received_ns: int) -> tuple[Any, ...]:
         try:
             time_ns = parse_rfc3339_ns(row["timestamp"])
             price = float(row["price"])
@@ -96,40 +158,107 @@ class TradeBuffer(ColumnarBuffer):
             trade_id = as_int(row["trade_id"])
             side = self._sides[row["side"]]
             ord_type = self._ord_types[row["ord_type"]]
-            symbol = self._symbol_codes[row["symbol"]]
+            name = row["symbol"]
+            symbol = self._symbol_codes[name]
         except _BAD_ROW as exc:
             raise _malformed("trade", row, exc) from exc
-        return (time_ns, symbol, side, price, qty, ord_type, trade_id)
+        values = (time_ns, symbol, side, price, qty, ord_type, trade_id, received_ns)
+        price_limit, qty_limit = self.precisions.limits_of(name)
+        if -price_limit < price < price_limit and -qty_limit < qty < qty_limit:
+            return values
+        return exact_entries(values, row, (("price", 3, price_limit), ("qty", 4, qty_limit)), "trade")
 
-    def _add(self, values: tuple[Any, ...]) -> bool:
+    def _add(self, values: tuple[Any, ...], snapshot: bool = False) -> bool:
         code, trade_id = values[1], values[6]
-        last = self._last_ids.get(code)
-        if last is not None:
-            if trade_id <= last:
-                self._duplicates += 1
-                return False
-            if trade_id > last + 1:
-                self._gaps.append(TradeGap(self._symbols[code], last, trade_id, values[0]))
-                self._gap_count += 1
-        self._last_ids[code] = trade_id
+        sequence = self._sequences.get(code)
+        if sequence is None:
+            sequence = self._sequences[code] = _Sequence()
+        elif trade_id in sequence.seen:
+            self._duplicates += 1
+            return False
+        elif snapshot and sequence.last is not None and trade_id <= sequence.last:
+            self._stale += 1
+            return False
+        self._follow(sequence, code, trade_id, values[0])
+        seen, recent = sequence.seen, sequence.recent
+        seen.add(trade_id)
+        recent.append(trade_id)
+        if len(recent) > self.DEDUPE_WINDOW:
+            seen.discard(recent.popleft())
         # The base class's _write, inlined: this is the hottest path.
         at = self._stop
         if at == self._capacity:
             at = self._reserve(1)
         self._rows[at] = values
+        if type(values) is ExactRow:
+            self._keep_exact(at, values)
         self._stop = at + 1
         self._version += 1
         self._symbol_versions[code] += 1
         return True
 
-    def append(self, row: Mapping[str, Any]) -> bool:
-        """Add one trade (an element of a trade message's ``data``); False if it was a duplicate."""
-        return self._add(self._convert(row))
+    def _follow(self, sequence: _Sequence, code: int, trade_id: int, time_ns: int) -> None:
+        """Advance ``sequence`` to ``trade_id``, recording skipped ids and anomalies."""
+        last = sequence.last
+        if last is None:
+            sequence.last = trade_id
+            return
+        pending = sequence.pending
+        if pending is not None:
+            sequence.pending = None
+            if trade_id == pending + 1:  # the out-of-sequence id was real: follow it
+                sequence.last = trade_id
+                return
+        if trade_id == last + 1:
+            sequence.last = trade_id
+        elif last < trade_id <= last + self.MAX_SKIP:
+            self._record(TradeGap(self._symbols[code], last, trade_id, time_ns))
+            sequence.last = trade_id
+        else:
+            reason = JUMPED if trade_id > last else BACKWARDS
+            self._record(TradeGap(self._symbols[code], last, trade_id, time_ns, reason))
+            sequence.pending = trade_id
 
-    def extend(self, rows: Iterable[Mapping[str, Any]]) -> int:
+    def _record(self, gap: TradeGap) -> None:
+        self._gaps.append(gap)
+        if gap.anomaly:
+            self._anomalies += 1
+            self._log.warning(
+                f"trade id anomaly {gap.symbol}",
+                "%s: %s (%d after %d); the trade is kept",
+                gap.symbol,
+                gap.reason,
+                gap.before_id,
+                gap.after_id,
+            )
+        else:
+            self._gap_count += 1
+
+    def append(self, row: Mapping[str, Any], received_ns: int | None = None) -> bool:
+        """Add one trade (an element of a trade message's ``data``); False if it was a duplicate.
+
+        ``received_ns`` is the receive time (ns since the epoch; None: unknown, ``NaT``).
+        """
+        return self._add(self._convert(row, _time_ns(received_ns, "received_ns")))
+
+    def extend(self, rows: Iterable[Mapping[str, Any]], received_ns: int | None = None) -> int:
         """Add trades in order; return how many were new.
 
         Every row is validated first, so a malformed row adds nothing.
         """
-        converted = [self._convert(row) for row in rows]
-        return sum(self._add(values) for values in converted)
+        return len(self.extend_new(rows, received_ns))
+
+    def extend_new(
+        self, rows: Iterable[Mapping[str, Any]], received_ns: int | None = None, *, snapshot: bool = False
+    ) -> list[Mapping[str, Any]]:
+        """Add the trades of one frame in order; return the rows that were kept.
+
+        ``snapshot`` tells that the frame is a trade snapshot (its older trades
+        are stale, see the class docstring). Every row is converted and checked
+        first, so a malformed row (or a float that needs exact decoding,
+        ``InexactNumber``) adds nothing.
+        """
+        received_ns = _time_ns(received_ns, "received_ns")
+        rows = list(rows)
+        converted = [self._convert(row, received_ns) for row in rows]
+        return [row for row, values in zip(rows, converted, strict=True) if self._add(values, snapshot)]
