@@ -46,6 +46,7 @@ from kraken_nb.errors import InexactNumber, InvalidParams
 
 __all__ = [
     "DECIMAL_DIGITS",
+    "FALLBACK_LIMITS",
     "FALLBACK_PRECISION",
     "PERCENT_PRECISION",
     "ExactRow",
@@ -73,7 +74,8 @@ def limit_of(precision: int) -> float:
     return EXACT_UNITS / 10.0**precision
 
 
-_FALLBACK_LIMITS: Final = (limit_of(FALLBACK_PRECISION), limit_of(FALLBACK_PRECISION))
+FALLBACK_LIMITS: Final = (limit_of(FALLBACK_PRECISION), limit_of(FALLBACK_PRECISION))
+"""The arrival limits of prices and quantities of a pair of unknown precision."""
 
 
 class Precisions:
@@ -113,7 +115,7 @@ class Precisions:
     def clear(self) -> None:
         """Forget every pair (a new instrument snapshot follows)."""
         self._pairs.clear()
-        self.limits.clear()
+        self.limits.clear()  # cleared in place: the buffers hold this dict
 
     def get(self, symbol: str) -> tuple[int, int] | None:
         """``(price_precision, qty_precision)`` of ``symbol``, or None when unknown."""
@@ -121,7 +123,7 @@ class Precisions:
 
     def limits_of(self, symbol: str) -> tuple[float, float]:
         """The arrival limits of ``symbol``'s prices and quantities (conservative when unknown)."""
-        return self.limits.get(symbol, _FALLBACK_LIMITS)
+        return self.limits.get(symbol, FALLBACK_LIMITS)
 
     def scale(self, kind: str, symbols: Iterable[str]) -> int:
         """The starting scale of a ``kind`` ("price", "qty", "percent") column holding ``symbols``.
@@ -235,7 +237,7 @@ def decimal_array(
         if scale > _WIDE_DIGITS:
             raise InvalidParams("exact", what, f"values of at most {_WIDE_DIGITS} decimals")
     words = np.empty((count, 2), dtype=np.int64)
-    low = units.astype(np.int64)
+    low = np.where(slow, 0.0, units).astype(np.int64)  # slow rows are written below
     words[:, 0] = low
     words[:, 1] = low >> 63
     digits = DECIMAL_DIGITS

@@ -10,7 +10,7 @@ from operator import index as as_int
 from typing import Any, ClassVar, Final
 
 from kraken_nb.core.buffers.columnar import _BAD_ROW, ColumnarBuffer, _malformed, _time_ns
-from kraken_nb.core.buffers.exact import ExactRow, Precisions, exact_entries
+from kraken_nb.core.buffers.exact import FALLBACK_LIMITS, ExactRow, Precisions, exact_entries
 from kraken_nb.core.throttle import ThrottledLog
 from kraken_nb.core.timestamps import parse_rfc3339_ns
 
@@ -57,11 +57,11 @@ class _Sequence:
 
     __slots__ = ("last", "pending", "recent", "seen")
 
-    def __init__(self) -> None:
+    def __init__(self, window: int) -> None:
         self.last: int | None = None  # the id of the newest trade in sequence
         self.pending: int | None = None  # an out-of-sequence id that may start a new sequence
-        self.seen: set[int] = set()
-        self.recent: deque[int] = deque()
+        self.seen: set[int] = set()  # the ids in recent, for O(1) lookups
+        self.recent: deque[int] = deque(maxlen=window)
 
 
 class TradeBuffer(ColumnarBuffer):
@@ -118,6 +118,7 @@ class TradeBuffer(ColumnarBuffer):
         self._duplicates = 0
         self._stale = 0
         self._log = ThrottledLog(log)
+        self._limits = self.precisions.limits
 
     @property
     def duplicates(self) -> int:
@@ -163,7 +164,7 @@ class TradeBuffer(ColumnarBuffer):
         except _BAD_ROW as exc:
             raise _malformed("trade", row, exc) from exc
         values = (time_ns, symbol, side, price, qty, ord_type, trade_id, received_ns)
-        price_limit, qty_limit = self.precisions.limits_of(name)
+        price_limit, qty_limit = self._limits.get(name, FALLBACK_LIMITS)
         if -price_limit < price < price_limit and -qty_limit < qty < qty_limit:
             return values
         return exact_entries(values, row, (("price", 3, price_limit), ("qty", 4, qty_limit)), "trade")
@@ -172,19 +173,23 @@ class TradeBuffer(ColumnarBuffer):
         code, trade_id = values[1], values[6]
         sequence = self._sequences.get(code)
         if sequence is None:
-            sequence = self._sequences[code] = _Sequence()
+            sequence = self._sequences[code] = _Sequence(self.DEDUPE_WINDOW)
         elif trade_id in sequence.seen:
             self._duplicates += 1
             return False
         elif snapshot and sequence.last is not None and trade_id <= sequence.last:
             self._stale += 1
             return False
-        self._follow(sequence, code, trade_id, values[0])
-        seen, recent = sequence.seen, sequence.recent
-        seen.add(trade_id)
+        last = sequence.last
+        if last is not None and trade_id == last + 1 and sequence.pending is None:
+            sequence.last = trade_id
+        else:
+            self._follow(sequence, code, trade_id, values[0])
+        recent = sequence.recent
+        if len(recent) == recent.maxlen:
+            sequence.seen.discard(recent[0])  # about to fall out of the window
         recent.append(trade_id)
-        if len(recent) > self.DEDUPE_WINDOW:
-            seen.discard(recent.popleft())
+        sequence.seen.add(trade_id)
         # The base class's _write, inlined: this is the hottest path.
         at = self._stop
         if at == self._capacity:
@@ -239,7 +244,9 @@ class TradeBuffer(ColumnarBuffer):
 
         ``received_ns`` is the receive time (ns since the epoch; None: unknown, ``NaT``).
         """
-        return self._add(self._convert(row, _time_ns(received_ns, "received_ns")))
+        if type(received_ns) is not int:
+            received_ns = _time_ns(received_ns, "received_ns")
+        return self._add(self._convert(row, received_ns))
 
     def extend(self, rows: Iterable[Mapping[str, Any]], received_ns: int | None = None) -> int:
         """Add trades in order; return how many were new.
