@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pytest
+from test_cli import read_url  # the tests folder is on sys.path (no package)
 
 from kraken_nb import KrakenClient
 from kraken_nb.core.session import Session
@@ -247,7 +247,7 @@ def test_serving_the_recording_gives_the_same_exchange_times(
         text=True,
     )
     try:
-        url = _read_url(server)
+        url = read_url(server)
         with KrakenClient(url, timeout=10) as replayed:
             replayed.wait_connected()
             replayed.subscribe("trade", SYMBOL, snapshot=True)
@@ -265,20 +265,3 @@ def test_serving_the_recording_gives_the_same_exchange_times(
     pd.testing.assert_series_equal(got.trade_id, trades.trade_id)
     pd.testing.assert_series_equal(got_ticker.time, tickers.time)
     assert (got.received > trades.received.max()).all()  # received again, later
-
-
-def _read_url(process: subprocess.Popen[str], timeout: float = 30.0) -> str:
-    found: list[str] = []
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            if line.startswith("ws://"):
-                found.append(line.strip())
-                return
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    reader.join(timeout)
-    assert found, "the replay server printed no URL"
-    return found[0]
