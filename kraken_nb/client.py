@@ -350,6 +350,7 @@ class KrakenClient:
                 "resyncs": counters["resyncs"],
                 "malformed": counters["malformed"],
                 "exact_decodes": counters["exact_decodes"],
+                "exact_reads": counters["exact_reads"],
                 "rejected": counters["rejected"],
                 "errors": counters["errors"],
                 "heartbeats": counters["heartbeats"],

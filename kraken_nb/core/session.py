@@ -15,6 +15,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Final, NamedTuple
 
 import pandas as pd
@@ -28,7 +29,8 @@ from kraken_nb.core.buffers import (
     TickerBuffer,
     TradeBuffer,
 )
-from kraken_nb.core.buffers.columnar import NAT
+from kraken_nb.core.buffers.columnar import NAT, ColumnarBuffer
+from kraken_nb.core.buffers.exact import wire_numbers
 from kraken_nb.core.messages import (
     Ack,
     BookMessage,
@@ -47,6 +49,7 @@ from kraken_nb.core.params import RequestIds, Subscription
 from kraken_nb.core.taps import Tap
 from kraken_nb.core.throttle import ThrottledLog
 from kraken_nb.core.timestamps import parse_rfc3339_ns
+from kraken_nb.core.wire import loads_exact, to_decimal
 from kraken_nb.errors import (
     ChecksumMismatch,
     InexactNumber,
@@ -351,15 +354,15 @@ class Session:
         try:
             try:
                 message = parse(text)
-                events = self.handle(message, received_ns)
+                events = self.handle(message, received_ns, text)
             except InexactNumber:
-                # A price or quantity may have more digits than a float keeps: decode
-                # the frame again with Decimals. Book entries are applied whole or not
-                # at all (applying one twice leaves the same book), and the buffers
-                # convert a whole frame before they add any of it.
+                # A book value may have more digits than a float keeps: decode the frame
+                # again with Decimals. Book entries are applied whole or not at all, and
+                # applying an entry twice leaves the same book. (The other channels read
+                # such values from the text instead, see _read_exact.)
                 self.counters["exact_decodes"] += 1
                 message = parse(text, exact=True)
-                events = self.handle(message, received_ns)
+                events = self.handle(message, received_ns, text)
         except MalformedMessage as exc:
             self.counters["malformed"] += 1
             log.warning("dropped malformed frame: %s", exc.reason)
@@ -369,22 +372,24 @@ class Session:
             self._notify("frame", text, message, received_ns, events)
         return events
 
-    def handle(self, message: Message, received_ns: int) -> list[Event]:
-        """Handle one parsed message (``feed`` without the decoding).
+    def handle(self, message: Message, received_ns: int, text: str | bytes | None = None) -> list[Event]:
+        """Handle one parsed message (``feed`` without the decoding); ``text`` is the frame it came from.
 
-        Raises ``InexactNumber`` when a price or quantity decoded as a float
-        may be too long to carry its digits (nothing of the frame is kept then);
-        ``feed`` decodes the frame again with Decimals, a caller of ``handle``
-        must do the same (``parse(text, exact=True)``).
+        Raises ``InexactNumber`` when a book value decoded as a float is too
+        long to carry its digits; ``feed`` then decodes the frame again with
+        Decimals, a caller of ``handle`` must do the same (``parse(text, exact=True)``).
+        Trade, ticker and ohlc values that may be too long for their float are
+        read exactly from ``text``; without it they keep their float (counted
+        in ``counters["exact_unresolved"]``).
         """
         if isinstance(message, TradeMessage):
-            return self._on_trades(message, received_ns)
+            return self._on_trades(message, received_ns, text)
         if isinstance(message, BookMessage):
             return self._on_book(message, received_ns)
         if isinstance(message, TickerMessage):
-            return self._on_ticker(message, received_ns)
+            return self._on_ticker(message, received_ns, text)
         if isinstance(message, OhlcMessage):
-            return self._on_ohlc(message, received_ns)
+            return self._on_ohlc(message, received_ns, text)
         if isinstance(message, Heartbeat):
             self.counters["heartbeats"] += 1
             self.last_heartbeat_ns = received_ns
@@ -409,11 +414,12 @@ class Session:
 
     # -- handlers -------------------------------------------------------------
 
-    def _on_trades(self, message: TradeMessage, received_ns: int) -> list[Event]:
+    def _on_trades(self, message: TradeMessage, received_ns: int, text: str | bytes | None) -> list[Event]:
         trades = self.trades
         gaps_before, anomalies_before = trades.gap_count, trades.anomalies
         duplicates_before, stale_before = trades.duplicates, trades.stale
         new = trades.extend_new(message.data, received_ns, snapshot=message.snapshot)
+        self._read_exact(trades, message, text)
         events = [Event("trade", row["symbol"], row) for row in new]
         self.counters["trades"] += len(new)
         self.counters["duplicate_trades"] += trades.duplicates - duplicates_before
@@ -428,17 +434,54 @@ class Session:
             self.versions[("trade", symbol)] += 1
         return events
 
-    def _on_ticker(self, message: TickerMessage, received_ns: int) -> list[Event]:
+    def _on_ticker(self, message: TickerMessage, received_ns: int, text: str | bytes | None) -> list[Event]:
         self.tickers.extend(message.data, received_ns)
+        self._read_exact(self.tickers, message, text)
         for row in message.data:
             self.versions[("ticker", row["symbol"])] += 1
         return [Event("ticker", row["symbol"], row) for row in message.data]
 
-    def _on_ohlc(self, message: OhlcMessage, received_ns: int) -> list[Event]:
+    def _on_ohlc(self, message: OhlcMessage, received_ns: int, text: str | bytes | None) -> list[Event]:
         self.candles.extend(message.data, received_ns)
+        self._read_exact(self.candles, message, text)
         for row in message.data:
             self.versions[("ohlc", row["symbol"])] += 1
         return [Event("ohlc", row["symbol"], row) for row in message.data]
+
+    def _read_exact(self, buffer: ColumnarBuffer, message: Message, text: str | bytes | None) -> None:
+        """Give ``buffer`` the exact wire digits of the floats it noted as possibly inexact."""
+        suspects = buffer.take_suspects()
+        if not suspects:
+            return
+        if text is None:
+            self.counters["exact_unresolved"] += len(suspects)
+            self._throttled.warning(
+                "exact unresolved",
+                "%d values may have lost digits and no frame text came with them",
+                len(suspects),
+            )
+            return
+        if not isinstance(text, str):
+            text = bytes(text).decode("utf-8", "replace")
+        rows = message.data  # type: ignore[union-attr]
+        numbers: dict[str, list[Decimal | None] | None] = {}
+        decoded: Any = None
+        for serial, position, name in suspects:
+            if name not in numbers:
+                numbers[name] = wire_numbers(text, name, len(rows))
+            found = numbers[name]
+            number = None if found is None else found[position]
+            if number is None or float(number) != buffer.stored(serial, name):
+                try:
+                    if decoded is None:  # not one plain number per row: decode the frame exactly
+                        self.counters["exact_decodes"] += 1
+                        decoded = loads_exact(text)["data"]
+                    number = to_decimal(decoded[position][name])
+                except (ValueError, TypeError, LookupError):
+                    self.counters["exact_unresolved"] += 1
+                    continue
+            buffer.resolve(serial, name, number)
+            self.counters["exact_reads"] += 1
 
     def _on_instrument(self, message: InstrumentMessage) -> list[Event]:
         if message.snapshot:

@@ -21,10 +21,10 @@ from kraken_nb.core.buffers import (
     TradeBuffer,
     decimal_array,
 )
+from kraken_nb.core.messages import parse
 from kraken_nb.core.params import validate_subscription
 from kraken_nb.core.session import Session
 from kraken_nb.core.wire import checksum_of, level_text
-from kraken_nb.errors import InexactNumber
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -187,22 +187,27 @@ def long_trade(**extra: Any) -> dict[str, Any]:
     return row
 
 
-def test_a_float_past_the_limit_is_refused_before_anything_is_added() -> None:
+def test_a_float_past_the_limit_is_stored_once_and_noted_for_its_exact_digits() -> None:
     precisions = Precisions()
     precisions.set(SYMBOL, 7, 8)
     buffer = TradeBuffer(precisions=precisions)
     buffer.append(long_trade(qty=0.5, trade_id=1))
-    with pytest.raises(InexactNumber, match="qty"):
-        buffer.extend([long_trade(qty=0.5, trade_id=2), long_trade(trade_id=3)])
-    assert len(buffer) == 1 and buffer.last_trade_id(SYMBOL) == 1
-    # The same frame decoded exactly is kept whole, the long value exactly.
-    assert buffer.extend(
-        [long_trade(qty=Decimal("0.5"), trade_id=2), long_trade(qty=Decimal(LONG), trade_id=3)]
-    )
+    assert buffer.take_suspects() == []
+    assert buffer.extend([long_trade(qty=0.5, trade_id=2), long_trade(trade_id=3)]) == 2
+    [(serial, position, field)] = buffer.take_suspects()
+    assert (position, field) == (1, "qty") and buffer.take_suspects() == []
+    assert buffer.stored(serial, "qty") == float(LONG)
+    assert buffer.to_frame(exact=True).qty.iloc[-1] == Decimal("92146638.43575986")  # the float, unresolved
+    buffer.resolve(serial, "qty", Decimal(LONG))
     assert buffer.exact_values == 1
     exact = buffer.to_frame(exact=True)
     assert exact.qty.tolist() == [Decimal("0.5"), Decimal("0.5"), Decimal(LONG)]
     assert buffer.to_frame().qty.iloc[-1] == float(LONG) == 92146638.43575986
+    # An exact value the float does give back needs no entry.
+    buffer.append(long_trade(qty=100000000.0, trade_id=4))
+    [(serial, _, _)] = buffer.take_suspects()
+    buffer.resolve(serial, "qty", Decimal("100000000.00000000"))
+    assert buffer.exact_values == 1
 
 
 def test_a_decimal_a_float_holds_needs_no_side_entry() -> None:
@@ -214,11 +219,13 @@ def test_a_decimal_a_float_holds_needs_no_side_entry() -> None:
 
 def test_unknown_precision_is_conservative_and_inferred() -> None:
     buffer = TradeBuffer()
-    with pytest.raises(InexactNumber):
-        buffer.append(long_trade(qty=123456.5))  # past the fallback limit (precision 10): decode again
-    buffer.append(long_trade(qty=0.125, price=0.1612345))
+    buffer.append(long_trade(qty=123456.5))  # past the fallback limit (precision 10): to be read exactly
+    assert [field for _, _, field in buffer.take_suspects()] == ["qty"]
+    buffer.append(long_trade(qty=0.125, price=0.1612345, trade_id=2))
+    assert buffer.take_suspects() == []
     frame = buffer.to_frame(exact=True)
     assert frame.price.dtype == decimal_type(7) and frame.qty.dtype == decimal_type(3)
+    assert frame.qty.tolist() == [Decimal("123456.5"), Decimal("0.125")]
     buffer.precisions.set(SYMBOL, 7, 8)
     assert buffer.to_frame(exact=True).qty.dtype == decimal_type(8)
 
@@ -252,7 +259,8 @@ def test_trade_with_16_digits_round_trips_exactly_through_feed() -> None:
     session.feed(trade_text(7, "0.5"), T0 + 1)
     events = session.feed(trade_text(8, LONG), T0 + 2)
     assert [event.kind for event in events] == ["trade"]
-    assert session.counters["exact_decodes"] == 1
+    assert session.counters["exact_reads"] == 1  # read from the text, no second decode
+    assert session.counters["exact_decodes"] == 0
     floats = session.trades.to_frame()
     exact = session.trades.to_frame(exact=True)
     assert floats.trade_id.tolist() == [7, 8]  # appended once, nothing counted twice
@@ -279,7 +287,43 @@ def test_ticker_volume_with_16_or_17_digits_round_trips_exactly(volume: str) -> 
     latest = session.tickers.latest(exact=True)
     assert latest.loc[SYMBOL, "volume"] == Decimal(volume)
     assert latest.loc[SYMBOL, "bid_qty"] == Decimal("1500.5")
-    assert session.counters["exact_decodes"] == 1
+    assert (session.counters["exact_reads"], session.counters["exact_decodes"]) == (1, 0)
+
+
+def test_values_of_a_multi_row_frame_are_read_from_their_own_rows() -> None:
+    session = session_with("trade")
+    rows = [
+        (1, LONG),
+        (2, "0.5"),
+        (3, "92146638.43575989"),
+        (4, "123456789.12345678"),
+    ]
+    data = ",".join(
+        f'{{"symbol":"{SYMBOL}","side":"buy","price":0.1612345,"qty":{qty},"ord_type":"limit",'
+        f'"trade_id":{trade_id},"timestamp":"{STAMP}"}}'
+        for trade_id, qty in rows
+    )
+    session.feed(f'{{"channel":"trade","type":"snapshot","data":[{data}]}}', T0)
+    assert session.trades.to_frame(exact=True).qty.tolist() == [Decimal(qty) for _, qty in rows]
+    assert (session.counters["exact_reads"], session.counters["exact_decodes"]) == (3, 0)
+
+
+def test_an_ambiguous_text_is_decoded_whole_instead() -> None:
+    session = session_with("ticker")
+    # "volume" twice in the row (JSON keeps the last): the text cannot be read by position.
+    text = ticker_text(LONG).replace('"bid":', '"volume":1.5,"bid":', 1)
+    session.feed(text, T0)
+    assert session.tickers.to_frame(exact=True).volume.tolist() == [Decimal(LONG)]
+    assert (session.counters["exact_reads"], session.counters["exact_decodes"]) == (1, 1)
+
+
+def test_handle_without_the_text_counts_what_it_could_not_read() -> None:
+    session = session_with("ticker")
+    session.handle(parse(ticker_text(LONG)), T0)
+    assert session.counters["exact_unresolved"] == 1
+    assert session.tickers.to_frame(exact=True).volume.tolist() == [Decimal("92146638.43575986")]
+    session.handle(parse(ticker_text(LONG)), T0, ticker_text(LONG))
+    assert session.tickers.to_frame(exact=True).volume.tolist()[-1] == Decimal(LONG)
 
 
 def test_ticker_rows_carry_krakens_timestamp_and_the_receive_time() -> None:

@@ -108,7 +108,7 @@ class CandleBuffer(ColumnarBuffer):
         ):
             return values
         checks = [(field, 3 + i, pl) for i, field in enumerate(_CANDLE_NUMBERS)]
-        return exact_entries(values, row, [*checks, ("volume", 9, ql)], "ohlc")
+        return exact_entries(values, row, [*checks, ("volume", 9, ql)])
 
     def _add(self, values: tuple[Any, ...]) -> bool:
         code = values[0]
@@ -145,7 +145,7 @@ class CandleBuffer(ColumnarBuffer):
         Every row is converted first, so a malformed row adds nothing.
         """
         received_ns = _time_ns(received_ns, "received_ns")
-        converted = [self._convert(row, received_ns) for row in rows]
+        converted = self._positioned([self._convert(row, received_ns) for row in rows])
         return sum(self._add(values) for values in converted)
 
     def to_frame(  # type: ignore[override]

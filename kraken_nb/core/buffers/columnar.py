@@ -20,6 +20,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from kraken_nb.core.buffers.exact import ExactRow, Precisions, decimal_array
+from kraken_nb.core.wire import to_decimal
 from kraken_nb.errors import InvalidParams, MalformedMessage
 
 __all__ = ["NAT", "ColumnarBuffer"]
@@ -152,6 +153,8 @@ class ColumnarBuffer:
         # serial is its physical index plus _base, which compaction advances.
         self._exact: dict[str, dict[int, Decimal]] = {}
         self._base = 0
+        # Floats that may have lost digits: (serial, position in the frame, field), to resolve.
+        self._suspects: list[tuple[int, int, str]] = []
 
     # -- state ------------------------------------------------------------
 
@@ -256,7 +259,7 @@ class ColumnarBuffer:
         return at
 
     def _keep_exact(self, at: int, values: tuple[Any, ...]) -> None:
-        """Keep the exact values of the row at physical index ``at`` (those of an ``ExactRow``)."""
+        """Keep the exact values of the row at physical index ``at``; note its suspects."""
         serial = self._base + at
         if self._exact:
             for column in self._exact.values():
@@ -264,6 +267,42 @@ class ColumnarBuffer:
         if isinstance(values, ExactRow):
             for name, number in values.exact.items():
                 self._exact.setdefault(name, {})[serial] = number
+            for name in values.suspects:
+                self._suspects.append((serial, values.position, name))
+
+    @staticmethod
+    def _positioned(converted: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Tell each ``ExactRow`` of a frame its position in the frame."""
+        for position, values in enumerate(converted):
+            if type(values) is ExactRow:
+                values.position = position
+        return converted
+
+    def take_suspects(self) -> list[tuple[int, int, str]]:
+        """The values stored since the last call that may have lost digits, and forget them.
+
+        Each is ``(serial, position, field)``: pass ``serial`` to :meth:`resolve`
+        with the exact number of ``field`` in row ``position`` of the frame.
+        """
+        suspects, self._suspects = self._suspects, []
+        return suspects
+
+    def stored(self, serial: int, field: str) -> float | None:
+        """The float stored for ``field`` of the row ``serial`` (None once the row is gone)."""
+        at = serial - self._base
+        if not self._start <= at < self._stop:
+            return None
+        return float(self._rows[field][at])
+
+    def resolve(self, serial: int, field: str, number: Decimal) -> None:
+        """Give the exact wire value of a suspect; it is kept when its float does not hold it."""
+        value = self.stored(serial, field)
+        if value is not None and to_decimal(value) != number:
+            self._exact.setdefault(field, {})[serial] = number
+            self._resolved(serial, field, number)
+
+    def _resolved(self, serial: int, field: str, number: Decimal) -> None:
+        """Hook: a suspect of row ``serial`` turned out to need its exact value."""
 
     # -- reading ----------------------------------------------------------
 

@@ -9,13 +9,17 @@ digits exactly when ``|v| · 10**p < 10**15`` (the rule of
 
 * **On arrival** the buffers compare every price and quantity with that limit
   (two float comparisons per value). A float past it may have lost digits: the
-  buffer raises :class:`~kraken_nb.errors.InexactNumber` before it stores
-  anything, and the session decodes the frame again with Decimals. A Decimal
-  past it whose float does not give its digits back is kept exactly in the
-  buffer's small side table (in 65 s of simulator data: a few hundred ticker
-  volumes, a handful of trade and book quantities). Without the instrument
-  channel the limit uses :data:`FALLBACK_PRECISION`, which is conservative: it
-  sends more frames through the exact decoder, it never lets one through.
+  buffer stores the row and notes the value as a *suspect*; the session, which
+  holds the frame's text, reads those numbers' exact digits from it
+  (:func:`wire_numbers`, checked against the float; a full ``Decimal`` decode
+  of the frame when that is ambiguous) and hands them back
+  (:meth:`~kraken_nb.core.buffers.ColumnarBuffer.resolve`). A Decimal past the
+  limit (from the exact decoder) is checked at once. A value whose float does
+  not give its digits back is kept exactly in the buffer's small side table
+  (in 65 s of simulator data: a few hundred ticker volumes, a handful of trade
+  and book quantities). Without the instrument channel the limit uses
+  :data:`FALLBACK_PRECISION`, which is conservative: it reads more values from
+  the text, it never lets one through.
 * **On request** (``exact=True``) :func:`decimal_array` turns a float column
   plus its side-table entries into ``decimal128(18, s)``, vectorised:
   ``round(v · 10**s)`` is the exact integer for every value under the limit,
@@ -32,8 +36,9 @@ on arrival; Kraken prints values at the pair's precision, so it does not occur.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 import numpy as np
@@ -42,7 +47,7 @@ import pandas as pd
 import pyarrow as pa
 
 from kraken_nb.core.wire import EXACT_UNITS, to_decimal
-from kraken_nb.errors import InexactNumber, InvalidParams
+from kraken_nb.errors import InvalidParams
 
 __all__ = [
     "DECIMAL_DIGITS",
@@ -53,6 +58,7 @@ __all__ = [
     "Precisions",
     "decimal_array",
     "exact_entries",
+    "wire_numbers",
 ]
 
 FALLBACK_PRECISION: Final = 10
@@ -142,46 +148,74 @@ class Precisions:
 
 
 class ExactRow(tuple):  # type: ignore[type-arg]
-    """A converted row (storage values) that carries the exact Decimals of some of its values."""
+    """A converted row (storage values) with exact values known (``exact``) or to read (``suspects``).
+
+    ``suspects`` names the float fields that may have lost digits; ``position``
+    is the row's index in its frame's ``data`` (for reading them from the text).
+    """
 
     exact: dict[str, Decimal]
+    suspects: tuple[str, ...] = ()
+    position: int = 0
 
 
 def exact_entries(
     values: tuple[Any, ...],
     row: Mapping[str, Any],
     checks: Iterable[tuple[str, int, float]],
-    what: str,
 ) -> tuple[Any, ...]:
-    """``values``, or an :class:`ExactRow` keeping the Decimals whose float lost digits.
+    """``values``, or an :class:`ExactRow` noting the values a float may not hold.
 
     ``checks`` lists ``(field, index in values, arrival limit)``. A float past
-    its limit raises ``InexactNumber`` (decode the frame again with Decimals);
-    an exact wire value (Decimal, int, str) past it is kept when its float
-    does not give it back.
+    its limit becomes a suspect (its digits are read from the frame's text);
+    an exact wire value (Decimal, int, str) past it is kept when its float does
+    not give it back.
     """
-    exact: dict[str, Decimal] | None = None
+    exact: dict[str, Decimal] = {}
+    suspects: list[str] = []
     for name, index, limit in checks:
         value = values[index]
         if -limit < value < limit or value != value:  # within the limit, or NaN (a missing value)
             continue
         raw = row[name]
         if type(raw) is float:
-            raise InexactNumber(
-                f"{what} {name} {raw!r} may have more digits than a float keeps; "
-                "decode the frame with Decimals",
-                row,
-            )
+            suspects.append(name)
+            continue
         number = to_decimal(raw)
         if to_decimal(value) != number:
-            if exact is None:
-                exact = {}
             exact[name] = number
-    if exact is None:
+    if not exact and not suspects:
         return values
     kept = ExactRow(values)
     kept.exact = exact
+    kept.suspects = tuple(suspects)
     return kept
+
+
+_NUMBER_PATTERNS: dict[str, re.Pattern[str]] = {}
+
+
+def wire_numbers(text: str, field: str, count: int) -> list[Decimal | None] | None:
+    """The exact numbers of every ``"field": number`` in ``text``, in order, if there are ``count``.
+
+    Ticker, trade and ohlc rows hold each field once and nothing nested, so
+    the n-th occurrence is row n's. None when the key occurs another number of
+    times (the caller decodes the whole frame instead); an entry is None where
+    the value is not a plain number.
+    """
+    pattern = _NUMBER_PATTERNS.get(field)
+    if pattern is None:
+        pattern = _NUMBER_PATTERNS[field] = re.compile(rf'"{re.escape(field)}"\s*:\s*([^\s,}}\]]*)')
+    tokens = pattern.findall(text)
+    if len(tokens) != count:
+        return None
+    numbers: list[Decimal | None] = []
+    for token in tokens:
+        try:
+            numbers.append(Decimal(token))
+        except InvalidOperation:
+            numbers.append(None)
+    return numbers
 
 
 def _units(number: Decimal, scale: int) -> int:

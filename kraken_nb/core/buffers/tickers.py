@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,8 @@ class TickerBuffer(ColumnarBuffer):
     ) -> None:
         super().__init__(capacity=capacity, max_rows=max_rows, precisions=precisions)
         self._latest: dict[int, tuple[Any, ...]] = {}
+        self._latest_serial: dict[int, int] = {}
+        self._latest_exact: dict[int, dict[str, Decimal]] = {}  # survives max_rows trimming
         self._latest_frame: pd.DataFrame | None = None
         self._latest_version = -1
 
@@ -116,11 +119,22 @@ class TickerBuffer(ColumnarBuffer):
             for index, (field, kind) in enumerate(self._fields)
             if field in TICKER_FIELDS
         ]
-        return exact_entries(values, row, checks, "ticker")
+        return exact_entries(values, row, checks)
 
     def _add(self, values: tuple[Any, ...]) -> None:
-        self._write(values, values[1])
-        self._latest[values[1]] = values
+        code = values[1]
+        at = self._write(values, code)
+        self._latest[code] = values
+        self._latest_serial[code] = self._base + at
+        if type(values) is ExactRow and values.exact:
+            self._latest_exact[code] = dict(values.exact)
+        elif code in self._latest_exact:
+            del self._latest_exact[code]
+
+    def _resolved(self, serial: int, field: str, number: Decimal) -> None:
+        code = int(self._rows["symbol"][serial - self._base])
+        if self._latest_serial.get(code) == serial:
+            self._latest_exact.setdefault(code, {})[field] = number
 
     def append(self, row: Mapping[str, Any], received_ns: int | None = None) -> None:
         """Add one ticker row received at ``received_ns`` (ns since the epoch, UTC; None: ``NaT``)."""
@@ -132,7 +146,7 @@ class TickerBuffer(ColumnarBuffer):
         Every row is converted first, so a malformed row adds nothing.
         """
         received_ns = _time_ns(received_ns, "received_ns")
-        converted = [self._convert(row, received_ns) for row in rows]
+        converted = self._positioned([self._convert(row, received_ns) for row in rows])
         for values in converted:
             self._add(values)
         return len(converted)
@@ -155,13 +169,13 @@ class TickerBuffer(ColumnarBuffer):
             self._latest_version = self._version
         frame = self._latest_frame.copy(deep=False)
         if exact:
-            rows = list(self._latest.values())
+            codes = list(self._latest)
             symbols = list(frame.index)
             for name, kind in self._exact_columns():
                 entries = {
-                    at: values.exact[name]
-                    for at, values in enumerate(rows)
-                    if type(values) is ExactRow and name in values.exact
+                    at: known[name]
+                    for at, code in enumerate(codes)
+                    if (known := self._latest_exact.get(code)) and name in known
                 }
                 scale = self.precisions.scale(kind, symbols)
                 frame[name] = decimal_array(frame[name].to_numpy(), entries, scale, name)

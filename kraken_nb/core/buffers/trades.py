@@ -167,7 +167,7 @@ class TradeBuffer(ColumnarBuffer):
         price_limit, qty_limit = self._limits.get(name, FALLBACK_LIMITS)
         if -price_limit < price < price_limit and -qty_limit < qty < qty_limit:
             return values
-        return exact_entries(values, row, (("price", 3, price_limit), ("qty", 4, qty_limit)), "trade")
+        return exact_entries(values, row, (("price", 3, price_limit), ("qty", 4, qty_limit)))
 
     def _add(self, values: tuple[Any, ...], snapshot: bool = False) -> bool:
         code, trade_id = values[1], values[6]
@@ -262,10 +262,10 @@ class TradeBuffer(ColumnarBuffer):
 
         ``snapshot`` tells that the frame is a trade snapshot (its older trades
         are stale, see the class docstring). Every row is converted and checked
-        first, so a malformed row (or a float that needs exact decoding,
-        ``InexactNumber``) adds nothing.
+        first, so a malformed row adds nothing. Values that may have lost
+        digits are noted for the caller (``take_suspects``).
         """
         received_ns = _time_ns(received_ns, "received_ns")
         rows = list(rows)
-        converted = [self._convert(row, received_ns) for row in rows]
+        converted = self._positioned([self._convert(row, received_ns) for row in rows])
         return [row for row, values in zip(rows, converted, strict=True) if self._add(values, snapshot)]
