@@ -471,7 +471,10 @@ class Session:
                 numbers[name] = wire_numbers(text, name, len(rows))
             found = numbers[name]
             number = None if found is None else found[position]
-            if number is None or float(number) != buffer.stored(serial, name):
+            value = buffer.stored(serial, name)
+            if value is None:
+                continue  # the row is already gone (max_rows)
+            if number is None or float(number) != value:
                 try:
                     if decoded is None:  # not one plain number per row: decode the frame exactly
                         self.counters["exact_decodes"] += 1
@@ -480,7 +483,7 @@ class Session:
                 except (ValueError, TypeError, LookupError):
                     self.counters["exact_unresolved"] += 1
                     continue
-            buffer.resolve(serial, name, number)
+            buffer.resolve(serial, name, number, value)
             self.counters["exact_reads"] += 1
 
     def _on_instrument(self, message: InstrumentMessage) -> list[Event]:

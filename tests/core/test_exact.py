@@ -21,6 +21,7 @@ from kraken_nb.core.buffers import (
     TradeBuffer,
     decimal_array,
 )
+from kraken_nb.core.buffers.exact import wire_numbers
 from kraken_nb.core.messages import parse
 from kraken_nb.core.params import validate_subscription
 from kraken_nb.core.session import Session
@@ -168,6 +169,13 @@ def test_exact_columns_sum_multiply_and_group_in_pandas() -> None:
     )
     assert notional == expected
     assert isinstance(notional / frame.qty.sum(), Decimal)
+
+
+def test_wire_numbers_reads_each_rows_number_or_refuses() -> None:
+    text = '{"data":[{"note":"qty","qty" : 92146638.43575985},{"qty":null},{"qty":1e-08}]}'
+    assert wire_numbers(text, "qty", 3) == [Decimal(LONG), None, Decimal("1E-8")]
+    assert wire_numbers(text, "qty", 2) is None  # another count than rows: ambiguous
+    assert wire_numbers(text, "volume", 0) == []
 
 
 # -- the arrival check ------------------------------------------------------------------

@@ -294,9 +294,13 @@ class ColumnarBuffer:
             return None
         return float(self._rows[field][at])
 
-    def resolve(self, serial: int, field: str, number: Decimal) -> None:
-        """Give the exact wire value of a suspect; it is kept when its float does not hold it."""
-        value = self.stored(serial, field)
+    def resolve(self, serial: int, field: str, number: Decimal, value: float | None = None) -> None:
+        """Give the exact wire value of a suspect; it is kept when its float does not hold it.
+
+        ``value`` is the stored float when the caller has it (``stored``).
+        """
+        if value is None:
+            value = self.stored(serial, field)
         if value is not None and to_decimal(value) != number:
             self._exact.setdefault(field, {})[serial] = number
             self._resolved(serial, field, number)

@@ -36,7 +36,6 @@ on arrival; Kraken prints values at the pair's precision, so it does not occur.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
@@ -192,7 +191,7 @@ def exact_entries(
     return kept
 
 
-_NUMBER_PATTERNS: dict[str, re.Pattern[str]] = {}
+_TOKEN_END = ",}] \t\r\n"
 
 
 def wire_numbers(text: str, field: str, count: int) -> list[Decimal | None] | None:
@@ -203,19 +202,28 @@ def wire_numbers(text: str, field: str, count: int) -> list[Decimal | None] | No
     times (the caller decodes the whole frame instead); an entry is None where
     the value is not a plain number.
     """
-    pattern = _NUMBER_PATTERNS.get(field)
-    if pattern is None:
-        pattern = _NUMBER_PATTERNS[field] = re.compile(rf'"{re.escape(field)}"\s*:\s*([^\s,}}\]]*)')
-    tokens = pattern.findall(text)
-    if len(tokens) != count:
-        return None
+    key = f'"{field}"'
     numbers: list[Decimal | None] = []
-    for token in tokens:
-        try:
-            numbers.append(Decimal(token))
-        except InvalidOperation:
-            numbers.append(None)
-    return numbers
+    at = text.find(key)
+    while at >= 0:
+        at += len(key)
+        while text[at : at + 1].isspace():
+            at += 1
+        if text[at : at + 1] == ":":  # a key, not a string value
+            at += 1
+            while text[at : at + 1].isspace():
+                at += 1
+            end = at
+            while end < len(text) and text[end] not in _TOKEN_END:
+                end += 1
+            try:
+                numbers.append(Decimal(text[at:end]))
+            except InvalidOperation:
+                numbers.append(None)
+            if len(numbers) > count:
+                return None
+        at = text.find(key, at)
+    return numbers if len(numbers) == count else None
 
 
 def _units(number: Decimal, scale: int) -> int:

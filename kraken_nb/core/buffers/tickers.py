@@ -69,6 +69,7 @@ class TickerBuffer(ColumnarBuffer):
         self._latest: dict[int, tuple[Any, ...]] = {}
         self._latest_serial: dict[int, int] = {}
         self._latest_exact: dict[int, dict[str, Decimal]] = {}  # survives max_rows trimming
+        self._checks: dict[tuple[float, float], list[tuple[str, int, float]]] = {}
         self._latest_frame: pd.DataFrame | None = None
         self._latest_version = -1
 
@@ -114,11 +115,13 @@ class TickerBuffer(ColumnarBuffer):
             and -_PERCENT_LIMIT < change_pct < _PERCENT_LIMIT
         ):
             return values
-        checks = [
-            (field, index, ql if kind == "qty" else _PERCENT_LIMIT if kind == "percent" else pl)
-            for index, (field, kind) in enumerate(self._fields)
-            if field in TICKER_FIELDS
-        ]
+        checks = self._checks.get((pl, ql))
+        if checks is None:
+            checks = self._checks[pl, ql] = [
+                (field, index, ql if kind == "qty" else _PERCENT_LIMIT if kind == "percent" else pl)
+                for index, (field, kind) in enumerate(self._fields)
+                if field in TICKER_FIELDS
+            ]
         return exact_entries(values, row, checks)
 
     def _add(self, values: tuple[Any, ...]) -> None:
