@@ -466,14 +466,11 @@ class Session:
         rows = message.data  # type: ignore[union-attr]
         numbers: dict[str, list[Decimal | None] | None] = {}
         decoded: Any = None
-        for serial, position, name in suspects:
+        for serial, position, name, value in suspects:
             if name not in numbers:
                 numbers[name] = wire_numbers(text, name, len(rows))
             found = numbers[name]
             number = None if found is None else found[position]
-            value = buffer.stored(serial, name)
-            if value is None:
-                continue  # the row is already gone (max_rows)
             if number is None or float(number) != value:
                 try:
                     if decoded is None:  # not one plain number per row: decode the frame exactly

@@ -202,8 +202,8 @@ def test_a_float_past_the_limit_is_stored_once_and_noted_for_its_exact_digits() 
     buffer.append(long_trade(qty=0.5, trade_id=1))
     assert buffer.take_suspects() == []
     assert buffer.extend([long_trade(qty=0.5, trade_id=2), long_trade(trade_id=3)]) == 2
-    [(serial, position, field)] = buffer.take_suspects()
-    assert (position, field) == (1, "qty") and buffer.take_suspects() == []
+    [(serial, position, field, value)] = buffer.take_suspects()
+    assert (position, field, value) == (1, "qty", float(LONG)) and buffer.take_suspects() == []
     assert buffer.stored(serial, "qty") == float(LONG)
     assert buffer.to_frame(exact=True).qty.iloc[-1] == Decimal("92146638.43575986")  # the float, unresolved
     buffer.resolve(serial, "qty", Decimal(LONG))
@@ -213,7 +213,7 @@ def test_a_float_past_the_limit_is_stored_once_and_noted_for_its_exact_digits() 
     assert buffer.to_frame().qty.iloc[-1] == float(LONG) == 92146638.43575986
     # An exact value the float does give back needs no entry.
     buffer.append(long_trade(qty=100000000.0, trade_id=4))
-    [(serial, _, _)] = buffer.take_suspects()
+    [(serial, _, _, _)] = buffer.take_suspects()
     buffer.resolve(serial, "qty", Decimal("100000000.00000000"))
     assert buffer.exact_values == 1
 
@@ -228,7 +228,7 @@ def test_a_decimal_a_float_holds_needs_no_side_entry() -> None:
 def test_unknown_precision_is_conservative_and_inferred() -> None:
     buffer = TradeBuffer()
     buffer.append(long_trade(qty=123456.5))  # past the fallback limit (precision 10): to be read exactly
-    assert [field for _, _, field in buffer.take_suspects()] == ["qty"]
+    assert [field for _, _, field, _ in buffer.take_suspects()] == ["qty"]
     buffer.append(long_trade(qty=0.125, price=0.1612345, trade_id=2))
     assert buffer.take_suspects() == []
     frame = buffer.to_frame(exact=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+from collections import deque
 from typing import Any
 
 import pytest
@@ -166,3 +168,43 @@ def test_session_keeps_every_real_trade_after_a_bogus_id(bogus: int) -> None:
     session.feed(frame(list(range(90, 125)), "snapshot"), T0 + 5)
     assert session.trades.to_frame()["trade_id"].tolist()[-5:] == list(range(120, 125))
     assert session.counters["duplicate_trades"] == 20 and session.counters["stale_trades"] == 10
+
+
+def test_dedupe_matches_a_plain_window_of_the_newest_ids() -> None:
+    """Random streams with repeats, gaps, far jumps and steps back against a reference window."""
+
+    class SmallWindow(TradeBuffer):
+        DEDUPE_WINDOW = 20
+
+    rng = random.Random(3)
+    for _ in range(30):
+        buffer = SmallWindow()
+        window: deque[int] = deque(maxlen=20)
+        expected: list[int] = []
+        trade_id = 1000
+        for _ in range(400):
+            pick = rng.random()
+            if pick < 0.6:
+                trade_id += 1
+            elif pick < 0.75:
+                trade_id += rng.randint(2, 5)  # a gap
+            elif pick < 0.85 and window:
+                again = rng.choice([*window, window[0] - rng.randint(1, 30)])
+                buffer.append(trade(again))
+                if again not in window:
+                    window.append(again)
+                    expected.append(again)
+                continue
+            elif pick < 0.9:
+                bogus = rng.choice(BOGUS) + rng.randint(0, 3)
+                buffer.append(trade(bogus))
+                if bogus not in window:
+                    window.append(bogus)
+                    expected.append(bogus)
+                continue
+            buffer.append(trade(trade_id))
+            if trade_id not in window:
+                window.append(trade_id)
+                expected.append(trade_id)
+        assert ids_of(buffer) == expected
+        assert buffer.duplicates == 400 - len(expected)

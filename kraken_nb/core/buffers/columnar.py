@@ -19,8 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from kraken_nb.core.buffers.exact import ExactRow, Precisions, decimal_array
-from kraken_nb.core.wire import to_decimal
+from kraken_nb.core.buffers.exact import ExactRow, Precisions, decimal_array, float_holds
 from kraken_nb.errors import InvalidParams, MalformedMessage
 
 __all__ = ["NAT", "ColumnarBuffer"]
@@ -153,8 +152,9 @@ class ColumnarBuffer:
         # serial is its physical index plus _base, which compaction advances.
         self._exact: dict[str, dict[int, Decimal]] = {}
         self._base = 0
-        # Floats that may have lost digits: (serial, position in the frame, field), to resolve.
-        self._suspects: list[tuple[int, int, str]] = []
+        # Floats that may have lost digits: (serial, position in the frame, field, float), to resolve.
+        self._suspects: list[tuple[int, int, str, float]] = []
+        self._field_index = {name: index for index, (name, _) in enumerate(self._fields)}
 
     # -- state ------------------------------------------------------------
 
@@ -268,7 +268,7 @@ class ColumnarBuffer:
             for name, number in values.exact.items():
                 self._exact.setdefault(name, {})[serial] = number
             for name in values.suspects:
-                self._suspects.append((serial, values.position, name))
+                self._suspects.append((serial, values.position, name, values[self._field_index[name]]))
 
     @staticmethod
     def _positioned(converted: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -278,11 +278,12 @@ class ColumnarBuffer:
                 values.position = position
         return converted
 
-    def take_suspects(self) -> list[tuple[int, int, str]]:
+    def take_suspects(self) -> list[tuple[int, int, str, float]]:
         """The values stored since the last call that may have lost digits, and forget them.
 
-        Each is ``(serial, position, field)``: pass ``serial`` to :meth:`resolve`
-        with the exact number of ``field`` in row ``position`` of the frame.
+        Each is ``(serial, position, field, value)``: pass ``serial`` to
+        :meth:`resolve` with the exact number of ``field`` in row ``position``
+        of the frame; ``value`` is the float stored.
         """
         suspects, self._suspects = self._suspects, []
         return suspects
@@ -301,7 +302,7 @@ class ColumnarBuffer:
         """
         if value is None:
             value = self.stored(serial, field)
-        if value is not None and to_decimal(value) != number:
+        if value is not None and not float_holds(value, number):
             self._exact.setdefault(field, {})[serial] = number
             self._resolved(serial, field, number)
 

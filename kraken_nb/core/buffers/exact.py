@@ -36,6 +36,7 @@ on arrival; Kraken prints values at the pair's precision, so it does not occur.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
@@ -57,6 +58,7 @@ __all__ = [
     "Precisions",
     "decimal_array",
     "exact_entries",
+    "float_holds",
     "wire_numbers",
 ]
 
@@ -191,7 +193,8 @@ def exact_entries(
     return kept
 
 
-_TOKEN_END = ",}] \t\r\n"
+_VALUE = re.compile(r"\s*:\s*([^\s,}\]]*)")
+"""What follows a key: the colon and the value's text."""
 
 
 def wire_numbers(text: str, field: str, count: int) -> list[Decimal | None] | None:
@@ -207,23 +210,21 @@ def wire_numbers(text: str, field: str, count: int) -> list[Decimal | None] | No
     at = text.find(key)
     while at >= 0:
         at += len(key)
-        while text[at : at + 1].isspace():
-            at += 1
-        if text[at : at + 1] == ":":  # a key, not a string value
-            at += 1
-            while text[at : at + 1].isspace():
-                at += 1
-            end = at
-            while end < len(text) and text[end] not in _TOKEN_END:
-                end += 1
+        value = _VALUE.match(text, at)
+        if value is not None:  # a key (a string value equal to the key has no colon after it)
+            if len(numbers) == count:
+                return None
             try:
-                numbers.append(Decimal(text[at:end]))
+                numbers.append(Decimal(value.group(1)))
             except InvalidOperation:
                 numbers.append(None)
-            if len(numbers) > count:
-                return None
         at = text.find(key, at)
     return numbers if len(numbers) == count else None
+
+
+def float_holds(value: float, number: Decimal) -> bool:
+    """Whether ``value``'s shortest text is ``number`` (the float gives the wire value back)."""
+    return to_decimal(value) == number
 
 
 def _units(number: Decimal, scale: int) -> int:

@@ -53,15 +53,31 @@ class TradeGap:
 
 
 class _Sequence:
-    """Dedupe and sequence state of one symbol's trade ids."""
+    """Dedupe and sequence state of one symbol's trade ids.
 
-    __slots__ = ("last", "pending", "recent", "seen")
+    The window of remembered ids is usually a plain range, ``first`` to
+    ``last``: then no set is needed. After a gap or an anomaly the window is
+    kept as a deque of the newest ids with a set for lookups (``first`` is
+    None), until a full window of consecutive ids makes it a range again.
+    """
 
-    def __init__(self, window: int) -> None:
-        self.last: int | None = None  # the id of the newest trade in sequence
+    __slots__ = ("first", "last", "pending", "previous", "recent", "run", "seen")
+
+    def __init__(self, trade_id: int) -> None:
+        self.first: int | None = trade_id  # the window is first..last (None: use recent and seen)
+        self.last: int = trade_id  # the id of the newest trade in sequence
         self.pending: int | None = None  # an out-of-sequence id that may start a new sequence
-        self.seen: set[int] = set()  # the ids in recent, for O(1) lookups
-        self.recent: deque[int] = deque(maxlen=window)
+        self.previous = trade_id  # the id of the newest trade received
+        self.run = 1  # how many of the newest trades received have consecutive ids
+        self.seen: set[int] = set()
+        self.recent: deque[int] = deque()
+
+    def spread(self, window: int) -> None:
+        """Turn the range window into a deque and set (before an id out of sequence)."""
+        assert self.first is not None
+        self.recent = deque(range(self.first, self.last + 1), maxlen=window)
+        self.seen = set(self.recent)
+        self.first = None
 
 
 class TradeBuffer(ColumnarBuffer):
@@ -173,23 +189,20 @@ class TradeBuffer(ColumnarBuffer):
         code, trade_id = values[1], values[6]
         sequence = self._sequences.get(code)
         if sequence is None:
-            sequence = self._sequences[code] = _Sequence(self.DEDUPE_WINDOW)
-        elif trade_id in sequence.seen:
+            self._sequences[code] = _Sequence(trade_id)
+        elif (first := sequence.first) is not None and trade_id == sequence.last + 1:
+            # The usual case: the next id, with a window that is a plain range.
+            sequence.last = sequence.previous = trade_id
+            if trade_id - first >= self.DEDUPE_WINDOW:
+                sequence.first = first + 1
+        elif first is not None and first <= trade_id <= sequence.last:
             self._duplicates += 1
             return False
-        elif snapshot and sequence.last is not None and trade_id <= sequence.last:
+        elif first is not None and snapshot and trade_id < first:
             self._stale += 1
             return False
-        last = sequence.last
-        if last is not None and trade_id == last + 1 and sequence.pending is None:
-            sequence.last = trade_id
-        else:
-            self._follow(sequence, code, trade_id, values[0])
-        recent = sequence.recent
-        if len(recent) == recent.maxlen:
-            sequence.seen.discard(recent[0])  # about to fall out of the window
-        recent.append(trade_id)
-        sequence.seen.add(trade_id)
+        elif not self._follow(sequence, code, trade_id, values[0], snapshot):
+            return False
         # The base class's _write, inlined: this is the hottest path.
         at = self._stop
         if at == self._capacity:
@@ -202,19 +215,23 @@ class TradeBuffer(ColumnarBuffer):
         self._symbol_versions[code] += 1
         return True
 
-    def _follow(self, sequence: _Sequence, code: int, trade_id: int, time_ns: int) -> None:
-        """Advance ``sequence`` to ``trade_id``, recording skipped ids and anomalies."""
+    def _follow(self, sequence: _Sequence, code: int, trade_id: int, time_ns: int, snapshot: bool) -> bool:
+        """Take ``trade_id`` into a window of single ids; record gaps and anomalies; False to drop it."""
+        window = self.DEDUPE_WINDOW
+        if sequence.first is not None:
+            sequence.spread(window)
+        if trade_id in sequence.seen:
+            self._duplicates += 1
+            return False
         last = sequence.last
-        if last is None:
-            sequence.last = trade_id
-            return
+        if snapshot and trade_id <= last:
+            self._stale += 1
+            return False
         pending = sequence.pending
-        if pending is not None:
-            sequence.pending = None
-            if trade_id == pending + 1:  # the out-of-sequence id was real: follow it
-                sequence.last = trade_id
-                return
-        if trade_id == last + 1:
+        sequence.pending = None
+        if pending is not None and trade_id == pending + 1:
+            sequence.last = trade_id  # the out-of-sequence id was real: follow it
+        elif trade_id == last + 1:
             sequence.last = trade_id
         elif last < trade_id <= last + self.MAX_SKIP:
             self._record(TradeGap(self._symbols[code], last, trade_id, time_ns))
@@ -223,6 +240,17 @@ class TradeBuffer(ColumnarBuffer):
             reason = JUMPED if trade_id > last else BACKWARDS
             self._record(TradeGap(self._symbols[code], last, trade_id, time_ns, reason))
             sequence.pending = trade_id
+        sequence.run = sequence.run + 1 if trade_id == sequence.previous + 1 else 1
+        sequence.previous = trade_id
+        recent, seen = sequence.recent, sequence.seen
+        if len(recent) == window:
+            seen.discard(recent[0])  # about to fall out of the window
+        recent.append(trade_id)
+        seen.add(trade_id)
+        if sequence.run >= window and sequence.pending is None and sequence.last == trade_id:
+            sequence.first = trade_id - window + 1  # the window is a plain range again
+            sequence.recent, sequence.seen = deque(), set()
+        return True
 
     def _record(self, gap: TradeGap) -> None:
         self._gaps.append(gap)
@@ -265,7 +293,12 @@ class TradeBuffer(ColumnarBuffer):
         first, so a malformed row adds nothing. Values that may have lost
         digits are noted for the caller (``take_suspects``).
         """
-        received_ns = _time_ns(received_ns, "received_ns")
-        rows = list(rows)
-        converted = self._positioned([self._convert(row, received_ns) for row in rows])
-        return [row for row, values in zip(rows, converted, strict=True) if self._add(values, snapshot)]
+        if type(received_ns) is not int:
+            received_ns = _time_ns(received_ns, "received_ns")
+        if not isinstance(rows, (list, tuple)):
+            rows = list(rows)
+        convert, add = self._convert, self._add
+        converted = [convert(row, received_ns) for row in rows]
+        if len(converted) > 1:
+            self._positioned(converted)
+        return [row for row, values in zip(rows, converted, strict=True) if add(values, snapshot)]
