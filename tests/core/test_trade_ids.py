@@ -170,41 +170,47 @@ def test_session_keeps_every_real_trade_after_a_bogus_id(bogus: int) -> None:
     assert session.counters["duplicate_trades"] == 20 and session.counters["stale_trades"] == 10
 
 
+class WindowModel:
+    """The reference: a trade is a repeat when its id is among the newest ``size`` kept ids."""
+
+    def __init__(self, buffer: TradeBuffer, size: int) -> None:
+        self.buffer = buffer
+        self.window: deque[int] = deque(maxlen=size)
+        self.expected: list[int] = []
+        self.sent = 0
+
+    def send(self, trade_id: int) -> None:
+        self.sent += 1
+        self.buffer.append(trade(trade_id))
+        if trade_id not in self.window:
+            self.window.append(trade_id)
+            self.expected.append(trade_id)
+
+
 def test_dedupe_matches_a_plain_window_of_the_newest_ids() -> None:
-    """Random streams with repeats, gaps, far jumps and steps back against a reference window."""
+    """Random bursts of consecutive ids, repeats, gaps, far jumps and steps back, against the model."""
 
     class SmallWindow(TradeBuffer):
         DEDUPE_WINDOW = 20
 
     rng = random.Random(3)
-    for _ in range(30):
-        buffer = SmallWindow()
-        window: deque[int] = deque(maxlen=20)
-        expected: list[int] = []
+    for _ in range(40):
+        model = WindowModel(SmallWindow(), 20)
         trade_id = 1000
-        for _ in range(400):
+        for _ in range(60):
             pick = rng.random()
-            if pick < 0.6:
-                trade_id += 1
-            elif pick < 0.75:
+            if pick < 0.4:  # a burst of consecutive trades, often longer than the window
+                for _ in range(rng.randint(1, 60)):
+                    trade_id += 1
+                    model.send(trade_id)
+            elif pick < 0.55:
                 trade_id += rng.randint(2, 5)  # a gap
-            elif pick < 0.85 and window:
-                again = rng.choice([*window, window[0] - rng.randint(1, 30)])
-                buffer.append(trade(again))
-                if again not in window:
-                    window.append(again)
-                    expected.append(again)
-                continue
-            elif pick < 0.9:
-                bogus = rng.choice(BOGUS) + rng.randint(0, 3)
-                buffer.append(trade(bogus))
-                if bogus not in window:
-                    window.append(bogus)
-                    expected.append(bogus)
-                continue
-            buffer.append(trade(trade_id))
-            if trade_id not in window:
-                window.append(trade_id)
-                expected.append(trade_id)
-        assert ids_of(buffer) == expected
-        assert buffer.duplicates == 400 - len(expected)
+                model.send(trade_id)
+            elif pick < 0.8:  # repeats of recent ids, and ids just older than the window
+                for _ in range(rng.randint(1, 5)):
+                    window = model.window
+                    model.send(rng.choice([*window, window[0] - rng.randint(1, 30)]) if window else trade_id)
+            else:
+                model.send(rng.choice(BOGUS) + rng.randint(0, 3))
+        assert ids_of(model.buffer) == model.expected
+        assert model.buffer.duplicates == model.sent - len(model.expected)
