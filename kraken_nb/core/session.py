@@ -419,7 +419,8 @@ class Session:
         gaps_before, anomalies_before = trades.gap_count, trades.anomalies
         duplicates_before, stale_before = trades.duplicates, trades.stale
         new = trades.extend_new(message.data, received_ns, snapshot=message.snapshot)
-        self._read_exact(trades, message, text)
+        if trades.suspects:
+            self._read_exact(trades, message, text)
         events = [Event("trade", row["symbol"], row) for row in new]
         self.counters["trades"] += len(new)
         self.counters["duplicate_trades"] += trades.duplicates - duplicates_before
@@ -436,14 +437,16 @@ class Session:
 
     def _on_ticker(self, message: TickerMessage, received_ns: int, text: str | bytes | None) -> list[Event]:
         self.tickers.extend(message.data, received_ns)
-        self._read_exact(self.tickers, message, text)
+        if self.tickers.suspects:
+            self._read_exact(self.tickers, message, text)
         for row in message.data:
             self.versions[("ticker", row["symbol"])] += 1
         return [Event("ticker", row["symbol"], row) for row in message.data]
 
     def _on_ohlc(self, message: OhlcMessage, received_ns: int, text: str | bytes | None) -> list[Event]:
         self.candles.extend(message.data, received_ns)
-        self._read_exact(self.candles, message, text)
+        if self.candles.suspects:
+            self._read_exact(self.candles, message, text)
         for row in message.data:
             self.versions[("ohlc", row["symbol"])] += 1
         return [Event("ohlc", row["symbol"], row) for row in message.data]
@@ -451,8 +454,6 @@ class Session:
     def _read_exact(self, buffer: ColumnarBuffer, message: Message, text: str | bytes | None) -> None:
         """Give ``buffer`` the exact wire digits of the floats it noted as possibly inexact."""
         suspects = buffer.take_suspects()
-        if not suspects:
-            return
         if text is None:
             self.counters["exact_unresolved"] += len(suspects)
             self._throttled.warning(
@@ -477,7 +478,9 @@ class Session:
                         self.counters["exact_decodes"] += 1
                         decoded = loads_exact(text)["data"]
                     number = to_decimal(decoded[position][name])
-                except (ValueError, TypeError, LookupError):
+                    if float(number) != value:
+                        raise ValueError("not this frame's value")
+                except (ValueError, TypeError, LookupError, ArithmeticError):
                     self.counters["exact_unresolved"] += 1
                     continue
             buffer.resolve(serial, name, number, value)

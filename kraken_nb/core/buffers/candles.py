@@ -144,8 +144,11 @@ class CandleBuffer(ColumnarBuffer):
 
         Every row is converted first, so a malformed row adds nothing.
         """
-        received_ns = _time_ns(received_ns, "received_ns")
-        converted = self._positioned([self._convert(row, received_ns) for row in rows])
+        if type(received_ns) is not int:
+            received_ns = _time_ns(received_ns, "received_ns")
+        converted = [self._convert(row, received_ns) for row in rows]
+        if len(converted) > 1:
+            self._positioned(converted)
         return sum(self._add(values) for values in converted)
 
     def to_frame(  # type: ignore[override]

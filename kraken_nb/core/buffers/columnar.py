@@ -152,8 +152,8 @@ class ColumnarBuffer:
         # serial is its physical index plus _base, which compaction advances.
         self._exact: dict[str, dict[int, Decimal]] = {}
         self._base = 0
-        # Floats that may have lost digits: (serial, position in the frame, field, float), to resolve.
-        self._suspects: list[tuple[int, int, str, float]] = []
+        self.suspects: list[tuple[int, int, str, float]] = []
+        """Floats that may have lost digits, ``(serial, position, field, value)``: see ``take_suspects``."""
         self._field_index = {name: index for index, (name, _) in enumerate(self._fields)}
 
     # -- state ------------------------------------------------------------
@@ -268,7 +268,7 @@ class ColumnarBuffer:
             for name, number in values.exact.items():
                 self._exact.setdefault(name, {})[serial] = number
             for name in values.suspects:
-                self._suspects.append((serial, values.position, name, values[self._field_index[name]]))
+                self.suspects.append((serial, values.position, name, values[self._field_index[name]]))
 
     @staticmethod
     def _positioned(converted: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -285,7 +285,7 @@ class ColumnarBuffer:
         :meth:`resolve` with the exact number of ``field`` in row ``position``
         of the frame; ``value`` is the float stored.
         """
-        suspects, self._suspects = self._suspects, []
+        suspects, self.suspects = self.suspects, []
         return suspects
 
     def stored(self, serial: int, field: str) -> float | None:
