@@ -30,7 +30,7 @@ from kraken_nb.core.buffers import (
     TradeBuffer,
 )
 from kraken_nb.core.buffers.columnar import NAT, ColumnarBuffer
-from kraken_nb.core.buffers.exact import wire_numbers
+from kraken_nb.core.buffers.exact import same_number, wire_numbers
 from kraken_nb.core.messages import (
     Ack,
     BookMessage,
@@ -136,7 +136,8 @@ class Session:
         depth_sample_ns: int = 1_000_000_000,
     ) -> None:
         self.precisions = Precisions()
-        self.trades = TradeBuffer(max_rows=max_rows, precisions=self.precisions)
+        self.counters: Counter[str] = Counter()
+        self.trades = TradeBuffer(max_rows=max_rows, precisions=self.precisions, counters=self.counters)
         self.tickers = TickerBuffer(max_rows=max_rows, precisions=self.precisions)
         self.candles = CandleBuffer(max_rows=max_rows, precisions=self.precisions)
         self.book_tops = BookTopBuffer(max_rows=max_rows, precisions=self.precisions)
@@ -148,7 +149,6 @@ class Session:
         self.assets: dict[str, Mapping[str, Any]] = {}
         self.system_status: str | None = None
         self.connected = False
-        self.counters: Counter[str] = Counter()
         self.gaps: list[Gap] = []
         self.versions: Counter[tuple[str, str]] = Counter()
         self.last_message_ns: int | None = None
@@ -415,22 +415,14 @@ class Session:
     # -- handlers -------------------------------------------------------------
 
     def _on_trades(self, message: TradeMessage, received_ns: int, text: str | bytes | None) -> list[Event]:
-        trades = self.trades
-        gaps_before, anomalies_before = trades.gap_count, trades.anomalies
-        duplicates_before, stale_before = trades.duplicates, trades.stale
+        trades = self.trades  # it counts duplicates, stale trades, gaps and anomalies itself
         new = trades.extend_new(message.data, received_ns, snapshot=message.snapshot)
         if trades.suspects:
             self._read_exact(trades, message, text)
         events = [Event("trade", row["symbol"], row) for row in new]
         self.counters["trades"] += len(new)
-        self.counters["duplicate_trades"] += trades.duplicates - duplicates_before
-        self.counters["stale_trades"] += trades.stale - stale_before
-        found = trades.gap_count - gaps_before + trades.anomalies - anomalies_before
-        if found:
-            self.counters["trade_gaps"] += trades.gap_count - gaps_before
-            self.counters["trade_id_anomalies"] += trades.anomalies - anomalies_before
-            gaps = trades.gaps
-            events.extend(Event("gap", gap.symbol, gap) for gap in gaps[len(gaps) - min(found, len(gaps)) :])
+        if trades.new_gaps:
+            events.extend(Event("gap", gap.symbol, gap) for gap in trades.take_gaps())
         for symbol in message.symbols():
             self.versions[("trade", symbol)] += 1
         return events
@@ -465,26 +457,34 @@ class Session:
         if not isinstance(text, str):
             text = bytes(text).decode("utf-8", "replace")
         rows = message.data  # type: ignore[union-attr]
-        numbers: dict[str, list[Decimal | None] | None] = {}
+        tokens: dict[str, list[str] | None] = {}
         decoded: Any = None
+        read = 0
         for serial, position, name, value in suspects:
-            if name not in numbers:
-                numbers[name] = wire_numbers(text, name, len(rows))
-            found = numbers[name]
-            number = None if found is None else found[position]
-            if number is None or float(number) != value:
-                try:
-                    if decoded is None:  # not one plain number per row: decode the frame exactly
+            if name not in tokens:
+                tokens[name] = wire_numbers(text, name, len(rows))
+            found = tokens[name]
+            token = None if found is None else found[position]
+            try:
+                if token is not None and float(token) == value:  # this row's number
+                    read += 1
+                    if same_number(token, value):
+                        continue  # the float holds it
+                    buffer.resolve(serial, name, Decimal(token), value, token)
+                    continue
+                else:  # not one plain number per row: decode the frame exactly
+                    if decoded is None:
                         self.counters["exact_decodes"] += 1
                         decoded = loads_exact(text)["data"]
                     number = to_decimal(decoded[position][name])
                     if float(number) != value:
                         raise ValueError("not this frame's value")
-                except (ValueError, TypeError, LookupError, ArithmeticError):
-                    self.counters["exact_unresolved"] += 1
-                    continue
+                    read += 1
+            except (ValueError, TypeError, LookupError, ArithmeticError):
+                self.counters["exact_unresolved"] += 1
+                continue
             buffer.resolve(serial, name, number, value)
-            self.counters["exact_reads"] += 1
+        self.counters["exact_reads"] += read
 
     def _on_instrument(self, message: InstrumentMessage) -> list[Event]:
         if message.snapshot:

@@ -21,7 +21,7 @@ from kraken_nb.core.buffers import (
     TradeBuffer,
     decimal_array,
 )
-from kraken_nb.core.buffers.exact import wire_numbers
+from kraken_nb.core.buffers.exact import same_number, wire_numbers
 from kraken_nb.core.messages import parse
 from kraken_nb.core.params import validate_subscription
 from kraken_nb.core.session import Session
@@ -173,9 +173,27 @@ def test_exact_columns_sum_multiply_and_group_in_pandas() -> None:
 
 def test_wire_numbers_reads_each_rows_number_or_refuses() -> None:
     text = '{"data":[{"note":"qty","qty" : 92146638.43575985},{"qty":null},{"qty":1e-08}]}'
-    assert wire_numbers(text, "qty", 3) == [Decimal(LONG), None, Decimal("1E-8")]
+    assert wire_numbers(text, "qty", 3) == [LONG, "null", "1e-08"]
     assert wire_numbers(text, "qty", 2) is None  # another count than rows: ambiguous
     assert wire_numbers(text, "volume", 0) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "same"),
+    [
+        ("100000000.00000000", 1e8, True),
+        ("0.50", 0.5, True),
+        ("-0.0026094", -0.0026094, True),
+        ("5", 5.0, True),
+        ("1e-08", 1e-08, True),
+        ("12345678901234567", 1.2345678901234568e16, False),
+        (LONG, float(LONG), False),
+        ("92146638.43575986", float(LONG), True),
+    ],
+)
+def test_same_number_tells_whether_a_float_gives_the_wire_back(text: str, value: float, same: bool) -> None:
+    assert same_number(text, value) is same
+    assert same is (Decimal(text) == Decimal(repr(value)))
 
 
 # -- the arrival check ------------------------------------------------------------------

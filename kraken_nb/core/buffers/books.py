@@ -27,6 +27,7 @@ from kraken_nb.errors import InvalidParams
 __all__ = ["BookTopBuffer", "DepthBuffer"]
 
 _Number = float | Decimal | None
+_TOP_NUMBERS = ("bid", "bid_qty", "ask", "ask_qty")
 
 
 def _lost(value: Any) -> bool:
@@ -69,19 +70,25 @@ class BookTopBuffer(ColumnarBuffer):
         time (ns since the epoch). A float is taken as the value its ``repr``
         shows; a ``Decimal`` a float cannot hold is kept exactly.
         """
-        time_ns = _time_ns(time_ns)
-        received_ns = _time_ns(received_ns, "received_ns")
+        if type(time_ns) is not int:
+            time_ns = _time_ns(time_ns)
+        if type(received_ns) is not int:
+            received_ns = _time_ns(received_ns, "received_ns")
         code = self._symbol_code(symbol)
         values: tuple[Any, ...] = (time_ns, code, bid, bid_qty, ask, ask_qty, bool(valid), received_ns)
         try:
-            exact = {
-                name: to_decimal(value)
-                for name, value in (("bid", bid), ("bid_qty", bid_qty), ("ask", ask), ("ask_qty", ask_qty))
-                if _lost(value)
-            }
-            if exact:
+            if type(bid_qty) is not float or type(ask_qty) is not float or type(bid) is not float:
+                exact = {
+                    name: to_decimal(value)
+                    for name, value in zip(_TOP_NUMBERS, (bid, bid_qty, ask, ask_qty), strict=True)
+                    if _lost(value)
+                }
+                if exact:
+                    values = ExactRow(values)
+                    values.exact = exact  # type: ignore[attr-defined]
+            elif type(ask) is not float and _lost(ask):
                 values = ExactRow(values)
-                values.exact = exact  # type: ignore[attr-defined]
+                values.exact = {"ask": to_decimal(ask)}  # type: ignore[attr-defined]
             # NumPy converts the numbers (None is NaN) and refuses anything else
             self._write(values, code)
         except _BAD_ROW as exc:
@@ -181,9 +188,9 @@ class DepthBuffer(ColumnarBuffer):
         rows["qty"] = qtys
         rows["received"] = received_ns
         if exact:
-            column = self._exact.setdefault("qty", {})
+            column = self._exact_column("qty")
             for offset, number in exact.items():
-                column[self._base + at + offset] = number
+                column.put(self._base + at + offset, number)
         self._stop = at + count
         self._version += 1
         self._symbol_versions[code] += 1

@@ -98,14 +98,7 @@ class CandleBuffer(ColumnarBuffer):
             received_ns,
         )
         pl, ql = self.precisions.limits_of(name)
-        if (
-            -pl < open_ < pl
-            and -pl < high < pl
-            and -pl < low < pl
-            and -pl < close < pl
-            and -pl < vwap < pl
-            and -ql < volume < ql
-        ):
+        if open_ < pl and high < pl and low < pl and close < pl and vwap < pl and volume < ql:  # not negative
             return values
         checks = [(field, 3 + i, pl) for i, field in enumerate(_CANDLE_NUMBERS)]
         return exact_entries(values, row, [*checks, ("volume", 9, ql)])
@@ -116,6 +109,7 @@ class CandleBuffer(ColumnarBuffer):
         at = self._index.get(key)
         if at is not None and at >= self._start:
             self._rows[at] = values
+            self._forget_exact(at)
             self._keep_exact(at, values)
             self._version += 1
             self._symbol_versions[code] += 1

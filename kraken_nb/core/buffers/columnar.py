@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from kraken_nb.core.buffers.exact import ExactRow, Precisions, decimal_array, float_holds
+from kraken_nb.core.buffers.exact import Exact, ExactRow, ExactValues, Precisions, decimal_array, float_holds
 from kraken_nb.errors import InvalidParams, MalformedMessage
 
 __all__ = ["NAT", "ColumnarBuffer"]
@@ -150,7 +150,7 @@ class ColumnarBuffer:
         self.precisions = precisions if precisions is not None else Precisions()
         # Exact values a float could not hold, per column: {serial: Decimal}. A row's
         # serial is its physical index plus _base, which compaction advances.
-        self._exact: dict[str, dict[int, Decimal]] = {}
+        self._exact: dict[str, ExactValues] = {}
         self._base = 0
         self.suspects: list[tuple[int, int, str, float]] = []
         """Floats that may have lost digits, ``(serial, position, field, value)``: see ``take_suspects``."""
@@ -232,13 +232,8 @@ class ColumnarBuffer:
             self._rows[:keep] = self._rows[stop - keep : stop]
             self._stop = keep
             self._base += stop - keep
-            if self._exact:
-                base = self._base
-                self._exact = {
-                    name: kept
-                    for name, column in self._exact.items()
-                    if (kept := {serial: v for serial, v in column.items() if serial >= base})
-                }
+            for column in self._exact.values():
+                column.prune(self._base)
             self._compacted()
         return self._stop
 
@@ -261,12 +256,9 @@ class ColumnarBuffer:
     def _keep_exact(self, at: int, values: tuple[Any, ...]) -> None:
         """Keep the exact values of the row at physical index ``at``; note its suspects."""
         serial = self._base + at
-        if self._exact:
-            for column in self._exact.values():
-                column.pop(serial, None)
         if isinstance(values, ExactRow):
             for name, number in values.exact.items():
-                self._exact.setdefault(name, {})[serial] = number
+                self._exact_column(name).put(serial, number)
             for name in values.suspects:
                 self.suspects.append((serial, values.position, name, values[self._field_index[name]]))
 
@@ -295,16 +287,33 @@ class ColumnarBuffer:
             return None
         return float(self._rows[field][at])
 
-    def resolve(self, serial: int, field: str, number: Decimal, value: float | None = None) -> None:
+    def resolve(
+        self, serial: int, field: str, number: Decimal, value: float | None = None, text: str | None = None
+    ) -> None:
         """Give the exact wire value of a suspect; it is kept when its float does not hold it.
 
-        ``value`` is the stored float when the caller has it (``stored``).
+        ``value`` is the stored float when the caller has it (``stored``);
+        ``text``, the number's wire text, means the caller found that the
+        float does not give it back (``same_number``).
         """
-        if value is None:
-            value = self.stored(serial, field)
-        if value is not None and not float_holds(value, number):
-            self._exact.setdefault(field, {})[serial] = number
-            self._resolved(serial, field, number)
+        if text is None:
+            if value is None:
+                value = self.stored(serial, field)
+            if value is None or float_holds(value, number):
+                return
+        self._exact_column(field).put(serial, number, text)
+        self._resolved(serial, field, number)
+
+    def _exact_column(self, name: str) -> ExactValues:
+        column = self._exact.get(name)
+        if column is None:
+            column = self._exact[name] = ExactValues()
+        return column
+
+    def _forget_exact(self, at: int) -> None:
+        """Forget the exact values of the row at physical index ``at`` (before it is re-written)."""
+        for column in self._exact.values():
+            column.discard(self._base + at)
 
     def _resolved(self, serial: int, field: str, number: Decimal) -> None:
         """Hook: a suspect of row ``serial`` turned out to need its exact value."""
@@ -383,13 +392,14 @@ class ColumnarBuffer:
         """Hook converting derived columns of an exact frame."""
         return data
 
-    def _exact_positions(self, name: str, selection: _Selection) -> dict[int, Decimal]:
+    def _exact_positions(self, name: str, selection: _Selection) -> dict[int, Exact]:
         """The exact values of column ``name`` among the selected rows, by position in the selection."""
         column = self._exact.get(name)
         if not column:
             return {}
-        physical = np.fromiter(column, dtype=np.intp, count=len(column)) - self._base
-        numbers = list(column.values())
+        entries = list(column.items())
+        physical = np.array([serial for serial, _ in entries], dtype=np.intp) - self._base
+        numbers = [number for _, number in entries]
         if isinstance(selection, slice):
             start, stop, _ = selection.indices(self._stop)
             return {int(at) - start: numbers[i] for i, at in enumerate(physical) if start <= at < stop}

@@ -37,8 +37,9 @@ on arrival; Kraken prints values at the pair's precision, so it does not occur.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from decimal import Decimal, InvalidOperation
+from array import array
+from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal
 from typing import Any, Final
 
 import numpy as np
@@ -55,10 +56,12 @@ __all__ = [
     "FALLBACK_PRECISION",
     "PERCENT_PRECISION",
     "ExactRow",
+    "ExactValues",
     "Precisions",
     "decimal_array",
     "exact_entries",
     "float_holds",
+    "same_number",
     "wire_numbers",
 ]
 
@@ -160,6 +163,87 @@ class ExactRow(tuple):  # type: ignore[type-arg]
     position: int = 0
 
 
+_INT64: Final = 1 << 63
+
+
+def coefficient(number: Decimal | str) -> tuple[int, int]:
+    """``number`` (a Decimal or a JSON number's text) as ``(coefficient, exponent)``.
+
+    ``number == coefficient * 10**exponent``; read from the text, which is
+    several times faster than ``Decimal.as_tuple``.
+    """
+    text = str(number)
+    mantissa, _, power = text.replace("E", "e").partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    try:
+        return int(whole + fraction), (int(power) if power else 0) - len(fraction)
+    except ValueError:
+        raise InvalidParams("exact value", number, "a finite number") from None
+
+
+class ExactValues:
+    """One column's exact values by row serial, compact: an int64 coefficient and an exponent each.
+
+    About 17 bytes per value (a dict of Decimals would take ten times that);
+    a coefficient past int64 (more than 18 digits) is kept in ``wide``.
+    """
+
+    __slots__ = ("exponents", "serials", "units", "wide")
+
+    def __init__(self) -> None:
+        self.serials = array("q")
+        self.units = array("q")
+        self.exponents = array("b")
+        self.wide: dict[int, Decimal] = {}
+
+    def put(self, serial: int, number: Decimal, text: str | None = None) -> None:
+        """Keep ``number`` for the row ``serial`` (``text``: its wire text, when known, is read faster).
+
+        A row gets a value once; ``discard`` it first to replace it.
+        """
+        units, exponent = coefficient(number if text is None else text)
+        if -_INT64 <= units < _INT64 and -128 <= exponent <= 127:
+            self.serials.append(serial)
+            self.units.append(units)
+            self.exponents.append(exponent)
+        else:
+            self.wide[serial] = number
+
+    def discard(self, serial: int) -> None:
+        """Forget the row ``serial``'s value (linear: only re-written rows, candles, need it)."""
+        self.wide.pop(serial, None)
+        if serial in self.serials:
+            at = self.serials.index(serial)
+            del self.serials[at], self.units[at], self.exponents[at]
+
+    def prune(self, first: int) -> None:
+        """Forget the rows before serial ``first`` (dropped by ``max_rows``)."""
+        serials = np.frombuffer(self.serials, dtype=np.int64)
+        keep = serials >= first
+        if not keep.all():
+            self.serials = array("q", serials[keep].tobytes())
+            self.units = array("q", np.frombuffer(self.units, dtype=np.int64)[keep].tobytes())
+            self.exponents = array("b", np.frombuffer(self.exponents, dtype=np.int8)[keep].tobytes())
+        self.wide = {serial: v for serial, v in self.wide.items() if serial >= first}
+
+    def items(self) -> Iterator[tuple[int, tuple[int, int] | Decimal]]:
+        """``(serial, (coefficient, exponent))`` per value, and ``(serial, Decimal)`` for wide ones."""
+        yield from zip(self.serials, zip(self.units, self.exponents, strict=True), strict=True)
+        yield from self.wide.items()
+
+    def get(self, serial: int) -> Decimal | None:
+        """The value of the row ``serial``, or None."""
+        if serial in self.wide:
+            return self.wide[serial]
+        if serial in self.serials:
+            at = self.serials.index(serial)
+            return Decimal(self.units[at]).scaleb(self.exponents[at])
+        return None
+
+    def __len__(self) -> int:
+        return len(self.serials) + len(self.wide)
+
+
 def exact_entries(
     values: tuple[Any, ...],
     row: Mapping[str, Any],
@@ -197,29 +281,35 @@ _VALUE = re.compile(r"\s*:\s*([^\s,}\]]*)")
 """What follows a key: the colon and the value's text."""
 
 
-def wire_numbers(text: str, field: str, count: int) -> list[Decimal | None] | None:
-    """The exact numbers of every ``"field": number`` in ``text``, in order, if there are ``count``.
+def wire_numbers(text: str, field: str, count: int) -> list[str] | None:
+    """The texts of the values of every ``"field":`` key in ``text``, in order, if there are ``count``.
 
     Ticker, trade and ohlc rows hold each field once and nothing nested, so
     the n-th occurrence is row n's. None when the key occurs another number of
-    times (the caller decodes the whole frame instead); an entry is None where
-    the value is not a plain number.
+    times (the caller decodes the whole frame instead).
     """
     key = f'"{field}"'
-    numbers: list[Decimal | None] = []
+    tokens: list[str] = []
     at = text.find(key)
     while at >= 0:
         at += len(key)
         value = _VALUE.match(text, at)
         if value is not None:  # a key (a string value equal to the key has no colon after it)
-            if len(numbers) == count:
+            if len(tokens) == count:
                 return None
-            try:
-                numbers.append(Decimal(value.group(1)))
-            except InvalidOperation:
-                numbers.append(None)
+            tokens.append(value.group(1))
         at = text.find(key, at)
-    return numbers if len(numbers) == count else None
+    return tokens if len(tokens) == count else None
+
+
+def same_number(text: str, value: float) -> bool:
+    """Whether the wire number ``text`` is the decimal ``value``'s shortest text shows (cheaply)."""
+    shown = repr(value)
+    if "e" in text or "E" in text or "e" in shown:
+        return Decimal(text) == Decimal(shown)
+    if "." in text:
+        text = text.rstrip("0").removesuffix(".")
+    return text == shown.removesuffix(".0")
 
 
 def float_holds(value: float, number: Decimal) -> bool:
@@ -227,21 +317,26 @@ def float_holds(value: float, number: Decimal) -> bool:
     return to_decimal(value) == number
 
 
-def _units(number: Decimal, scale: int) -> int:
-    """``number · 10**scale`` as an int (exact: ``number`` has at most ``scale`` decimals)."""
-    sign, digits, exponent = number.as_tuple()
-    assert isinstance(exponent, int)
-    units = int("".join(map(str, digits)) or "0") * 10 ** (exponent + scale)
-    return -units if sign else units
+Exact = Decimal | tuple[int, int]
+"""An exact value: a ``Decimal``, or ``(coefficient, exponent)`` as :class:`ExactValues` keeps it."""
 
 
-def _decimals(number: Decimal) -> int:
-    exponent = number.as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0
+def _pair(number: Exact) -> tuple[int, int]:
+    return coefficient(number) if isinstance(number, Decimal) else number
+
+
+def _units(pair: tuple[int, int], scale: int) -> int:
+    """``coefficient · 10**(exponent + scale)`` (exact: the value has at most ``scale`` decimals)."""
+    units, exponent = pair
+    return units * 10 ** (exponent + scale)
+
+
+def _decimals(pair: tuple[int, int]) -> int:
+    return max(0, -pair[1])
 
 
 def decimal_array(
-    values: npt.ArrayLike, exact: Mapping[int, Decimal], scale: int, what: str = "column"
+    values: npt.ArrayLike, exact: Mapping[int, Exact], scale: int, what: str = "column"
 ) -> pd.api.extensions.ExtensionArray:
     """An exact ``decimal128(18 or 38, s)`` array of float ``values``; ``exact`` overrides positions.
 
@@ -256,7 +351,8 @@ def decimal_array(
     finite = np.where(valid, floats, 0.0)
     magnitude = np.abs(finite)
     if exact:
-        scale = max(scale, *(_decimals(number) for number in exact.values()))
+        exact = {at: _pair(number) for at, number in exact.items()}
+        scale = max(scale, *map(_decimals, exact.values()))
         overridden = np.zeros(count, dtype=bool)
         overridden[np.fromiter(exact, dtype=np.intp, count=len(exact))] = True
         valid |= overridden
@@ -270,7 +366,7 @@ def decimal_array(
             scale += 1  # a value has more decimals than the scale: widen, never round
         else:
             slow_numbers = {
-                int(at): exact[at] if at in exact else to_decimal(float(finite[at]))
+                int(at): exact[at] if at in exact else coefficient(to_decimal(float(finite[at])))
                 for at in np.flatnonzero(slow & valid)
             }
             needed = max(map(_decimals, slow_numbers.values()), default=0)

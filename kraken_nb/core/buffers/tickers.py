@@ -67,7 +67,8 @@ class TickerBuffer(ColumnarBuffer):
     ) -> None:
         super().__init__(capacity=capacity, max_rows=max_rows, precisions=precisions)
         self._latest: dict[int, tuple[Any, ...]] = {}
-        self._latest_serial: dict[int, int] = {}
+        self._latest_serial: dict[int, int] = {}  # per symbol code, the serial of its latest row
+        self._latest_by_serial: dict[int, int] = {}  # and back
         self._latest_exact: dict[int, dict[str, Decimal]] = {}  # survives max_rows trimming
         self._checks: dict[tuple[float, float], list[tuple[str, int, float]]] = {}
         self._latest_frame: pd.DataFrame | None = None
@@ -101,17 +102,19 @@ class TickerBuffer(ColumnarBuffer):
             received_ns,
         )
         pl, ql = self.precisions.limits_of(name)
+        # Prices and quantities are not negative (a negative one, malformed anyway, is not
+        # checked); changes can be.
         if (
-            -pl < bid < pl
-            and -pl < ask < pl
-            and -pl < last < pl
-            and -pl < vwap < pl
-            and -pl < low < pl
-            and -pl < high < pl
+            bid < pl
+            and ask < pl
+            and last < pl
+            and vwap < pl
+            and low < pl
+            and high < pl
             and -pl < change < pl
-            and -ql < bid_qty < ql
-            and -ql < ask_qty < ql
-            and -ql < volume < ql
+            and bid_qty < ql
+            and ask_qty < ql
+            and volume < ql
             and -_PERCENT_LIMIT < change_pct < _PERCENT_LIMIT
         ):
             return values
@@ -128,15 +131,20 @@ class TickerBuffer(ColumnarBuffer):
         code = values[1]
         at = self._write(values, code)
         self._latest[code] = values
-        self._latest_serial[code] = self._base + at
+        serial = self._base + at
+        previous = self._latest_serial.get(code)
+        if previous is not None:
+            del self._latest_by_serial[previous]
+        self._latest_serial[code] = serial
+        self._latest_by_serial[serial] = code
         if type(values) is ExactRow and values.exact:
             self._latest_exact[code] = dict(values.exact)
         elif code in self._latest_exact:
             del self._latest_exact[code]
 
     def _resolved(self, serial: int, field: str, number: Decimal) -> None:
-        code = int(self._rows["symbol"][serial - self._base])
-        if self._latest_serial.get(code) == serial:
+        code = self._latest_by_serial.get(serial)
+        if code is not None:
             self._latest_exact.setdefault(code, {})[field] = number
 
     def append(self, row: Mapping[str, Any], received_ns: int | None = None) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from operator import index as as_int
@@ -122,29 +122,35 @@ class TradeBuffer(ColumnarBuffer):
     """The largest step ahead read as skipped ids; a larger one is an anomaly."""
 
     def __init__(
-        self, *, capacity: int = 1024, max_rows: int | None = None, precisions: Precisions | None = None
+        self,
+        *,
+        capacity: int = 1024,
+        max_rows: int | None = None,
+        precisions: Precisions | None = None,
+        counters: Counter[str] | None = None,
     ) -> None:
+        """``counters`` (e.g. the session's) receives ``duplicate_trades``, ``stale_trades``,
+        ``trade_gaps`` and ``trade_id_anomalies`` as they happen."""
         super().__init__(capacity=capacity, max_rows=max_rows, precisions=precisions)
         self._sides = self._codes["side"]
         self._ord_types = self._codes["ord_type"]
         self._sequences: dict[int, _Sequence] = {}
         self._gaps: deque[TradeGap] = deque(maxlen=self.MAX_GAPS)
-        self._gap_count = 0
-        self._anomalies = 0
-        self._duplicates = 0
-        self._stale = 0
+        self._counts: Counter[str] = counters if counters is not None else Counter()
+        self.new_gaps: list[TradeGap] = []
+        """Gaps and anomalies recorded since the last ``take_gaps``."""
         self._log = ThrottledLog(log)
         self._limits = self.precisions.limits
 
     @property
     def duplicates(self) -> int:
         """Trades dropped because their id was among the symbol's recent ones."""
-        return self._duplicates
+        return self._counts["duplicate_trades"]
 
     @property
     def stale(self) -> int:
         """Snapshot trades dropped because they are older than the symbol's sequence."""
-        return self._stale
+        return self._counts["stale_trades"]
 
     @property
     def gaps(self) -> list[TradeGap]:
@@ -154,12 +160,12 @@ class TradeBuffer(ColumnarBuffer):
     @property
     def gap_count(self) -> int:
         """How many gaps of skipped ids were seen in total."""
-        return self._gap_count
+        return self._counts["trade_gaps"]
 
     @property
     def anomalies(self) -> int:
         """How many out-of-sequence ids (far jumps ahead, steps back) were seen in total."""
-        return self._anomalies
+        return self._counts["trade_id_anomalies"]
 
     def last_trade_id(self, symbol: str) -> int | None:
         """The id of ``symbol``'s newest trade in sequence, or None before its first trade."""
@@ -181,7 +187,7 @@ class TradeBuffer(ColumnarBuffer):
             raise _malformed("trade", row, exc) from exc
         values = (time_ns, symbol, side, price, qty, ord_type, trade_id, received_ns)
         price_limit, qty_limit = self._limits.get(name, FALLBACK_LIMITS)
-        if -price_limit < price < price_limit and -qty_limit < qty < qty_limit:
+        if price < price_limit and qty < qty_limit:  # not negative
             return values
         return exact_entries(values, row, (("price", 3, price_limit), ("qty", 4, qty_limit)))
 
@@ -196,10 +202,10 @@ class TradeBuffer(ColumnarBuffer):
             if trade_id - first >= self.DEDUPE_WINDOW:
                 sequence.first = first + 1
         elif first is not None and first <= trade_id <= sequence.last:
-            self._duplicates += 1
+            self._drop("duplicate_trades")
             return False
         elif first is not None and snapshot and trade_id < first:
-            self._stale += 1
+            self._drop("stale_trades")
             return False
         elif not self._follow(sequence, code, trade_id, values[0], snapshot):
             return False
@@ -221,11 +227,11 @@ class TradeBuffer(ColumnarBuffer):
         if sequence.first is not None:
             sequence.spread(window)
         if trade_id in sequence.seen:
-            self._duplicates += 1
+            self._drop("duplicate_trades")
             return False
         last = sequence.last
         if snapshot and trade_id <= last:
-            self._stale += 1
+            self._drop("stale_trades")
             return False
         pending = sequence.pending
         sequence.pending = None
@@ -252,10 +258,19 @@ class TradeBuffer(ColumnarBuffer):
             sequence.recent, sequence.seen = deque(), set()
         return True
 
+    def _drop(self, why: str) -> None:
+        self._counts[why] += 1
+
+    def take_gaps(self) -> list[TradeGap]:
+        """The gaps and anomalies recorded since the last call (forgets them)."""
+        gaps, self.new_gaps = self.new_gaps, []
+        return gaps
+
     def _record(self, gap: TradeGap) -> None:
         self._gaps.append(gap)
+        self.new_gaps.append(gap)
         if gap.anomaly:
-            self._anomalies += 1
+            self._counts["trade_id_anomalies"] += 1
             self._log.warning(
                 f"trade id anomaly {gap.symbol}",
                 "%s: %s (%d after %d); the trade is kept",
@@ -265,7 +280,7 @@ class TradeBuffer(ColumnarBuffer):
                 gap.after_id,
             )
         else:
-            self._gap_count += 1
+            self._counts["trade_gaps"] += 1
 
     def append(self, row: Mapping[str, Any], received_ns: int | None = None) -> bool:
         """Add one trade (an element of a trade message's ``data``); False if it was a duplicate.
