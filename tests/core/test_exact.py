@@ -21,7 +21,7 @@ from kraken_nb.core.buffers import (
     TradeBuffer,
     decimal_array,
 )
-from kraken_nb.core.buffers.exact import same_number, wire_numbers
+from kraken_nb.core.buffers.exact import ExactValues, coefficient, same_number, wire_numbers
 from kraken_nb.core.messages import parse
 from kraken_nb.core.params import validate_subscription
 from kraken_nb.core.session import Session
@@ -194,6 +194,26 @@ def test_wire_numbers_reads_each_rows_number_or_refuses() -> None:
 def test_same_number_tells_whether_a_float_gives_the_wire_back(text: str, value: float, same: bool) -> None:
     assert same_number(text, value) is same
     assert same is (Decimal(text) == Decimal(repr(value)))
+
+
+def test_exact_values_are_compact_and_exact() -> None:
+    values = ExactValues()
+    values.put(10, Decimal(LONG))
+    values.put(11, Decimal("-0.00000001"))
+    values.put(12, Decimal("123456789012345678901.5"), None)  # past int64: kept as a Decimal
+    values.put(13, Decimal("92146638.43575989"), "92146638.43575989")
+    assert len(values) == 4 and len(values.serials) == 3
+    assert [values.get(i) for i in (10, 11, 12, 13, 14)] == [
+        Decimal(LONG),
+        Decimal("-1E-8"),
+        Decimal("123456789012345678901.5"),
+        Decimal("92146638.43575989"),
+        None,
+    ]
+    values.discard(11)
+    values.prune(12)
+    assert [serial for serial, _ in values.items()] == [13, 12]
+    assert coefficient("1e-08") == (1, -8) and coefficient(Decimal("-12.50")) == (-1250, -2)
 
 
 # -- the arrival check ------------------------------------------------------------------
