@@ -15,7 +15,6 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Final, NamedTuple
 
 import pandas as pd
@@ -468,9 +467,8 @@ class Session:
             try:
                 if token is not None and float(token) == value:  # this row's number
                     read += 1
-                    if same_number(token, value):
-                        continue  # the float holds it
-                    buffer.resolve(serial, name, Decimal(token), value, token)
+                    if not same_number(token, value):  # the float does not hold it
+                        buffer.keep_wire(serial, name, token)
                     continue
                 else:  # not one plain number per row: decode the frame exactly
                     if decoded is None:

@@ -140,6 +140,8 @@ class CandleBuffer(ColumnarBuffer):
         """
         if type(received_ns) is not int:
             received_ns = _time_ns(received_ns, "received_ns")
+        if type(rows) is tuple and len(rows) == 1:  # a frame of one candle
+            return int(self._add(self._convert(rows[0], received_ns)))
         converted = [self._convert(row, received_ns) for row in rows]
         if len(converted) > 1:
             self._positioned(converted)

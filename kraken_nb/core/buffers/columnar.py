@@ -301,8 +301,14 @@ class ColumnarBuffer:
                 value = self.stored(serial, field)
             if value is None or float_holds(value, number):
                 return
-        self._exact_column(field).put(serial, number, text)
-        self._resolved(serial, field, number)
+        self._resolved(serial, field, self._exact_column(field).put(serial, number, text))
+
+    def keep_wire(self, serial: int, field: str, text: str) -> None:
+        """Keep a suspect's wire ``text``, which its float does not give back (``same_number``)."""
+        column = self._exact.get(field)
+        if column is None:
+            column = self._exact[field] = ExactValues()
+        self._resolved(serial, field, column.put(serial, None, text))
 
     def _exact_column(self, name: str) -> ExactValues:
         column = self._exact.get(name)
@@ -315,7 +321,7 @@ class ColumnarBuffer:
         for column in self._exact.values():
             column.discard(self._base + at)
 
-    def _resolved(self, serial: int, field: str, number: Decimal) -> None:
+    def _resolved(self, serial: int, field: str, number: Exact) -> None:
         """Hook: a suspect of row ``serial`` turned out to need its exact value."""
 
     # -- reading ----------------------------------------------------------

@@ -196,18 +196,21 @@ class ExactValues:
         self.exponents = array("b")
         self.wide: dict[int, Decimal] = {}
 
-    def put(self, serial: int, number: Decimal, text: str | None = None) -> None:
-        """Keep ``number`` for the row ``serial`` (``text``: its wire text, when known, is read faster).
+    def put(self, serial: int, number: Decimal | None, text: str | None = None) -> Exact:
+        """Keep ``number`` (or the number ``text`` spells) for the row ``serial``; return what is kept.
 
         A row gets a value once; ``discard`` it first to replace it.
         """
-        units, exponent = coefficient(number if text is None else text)
+        pair = coefficient(number if text is None else text)  # type: ignore[arg-type]
+        units, exponent = pair
         if -_INT64 <= units < _INT64 and -128 <= exponent <= 127:
             self.serials.append(serial)
             self.units.append(units)
             self.exponents.append(exponent)
-        else:
-            self.wide[serial] = number
+            return pair
+        kept = Decimal(text) if number is None else number
+        self.wide[serial] = kept
+        return kept
 
     def discard(self, serial: int) -> None:
         """Forget the row ``serial``'s value (linear: only re-written rows, candles, need it)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ from kraken_nb.core.buffers.columnar import (
     _time_ns,
     _utc,
 )
-from kraken_nb.core.buffers.exact import ExactRow, Precisions, decimal_array, exact_entries, limit_of
+from kraken_nb.core.buffers.exact import Exact, ExactRow, Precisions, decimal_array, exact_entries, limit_of
 from kraken_nb.core.timestamps import parse_rfc3339_ns
 
 __all__ = ["TICKER_FIELDS", "TickerBuffer"]
@@ -69,7 +68,7 @@ class TickerBuffer(ColumnarBuffer):
         self._latest: dict[int, tuple[Any, ...]] = {}
         self._latest_serial: dict[int, int] = {}  # per symbol code, the serial of its latest row
         self._latest_by_serial: dict[int, int] = {}  # and back
-        self._latest_exact: dict[int, dict[str, Decimal]] = {}  # survives max_rows trimming
+        self._latest_exact: dict[int, dict[str, Exact]] = {}  # survives max_rows trimming
         self._checks: dict[tuple[float, float], list[tuple[str, int, float]]] = {}
         self._latest_frame: pd.DataFrame | None = None
         self._latest_version = -1
@@ -142,7 +141,7 @@ class TickerBuffer(ColumnarBuffer):
         elif code in self._latest_exact:
             del self._latest_exact[code]
 
-    def _resolved(self, serial: int, field: str, number: Decimal) -> None:
+    def _resolved(self, serial: int, field: str, number: Exact) -> None:
         code = self._latest_by_serial.get(serial)
         if code is not None:
             self._latest_exact.setdefault(code, {})[field] = number
@@ -158,6 +157,9 @@ class TickerBuffer(ColumnarBuffer):
         """
         if type(received_ns) is not int:
             received_ns = _time_ns(received_ns, "received_ns")
+        if type(rows) is tuple and len(rows) == 1:  # the usual frame
+            self._add(self._convert(rows[0], received_ns))
+            return 1
         converted = [self._convert(row, received_ns) for row in rows]
         if len(converted) > 1:
             self._positioned(converted)

@@ -312,6 +312,9 @@ class TradeBuffer(ColumnarBuffer):
             received_ns = _time_ns(received_ns, "received_ns")
         if not isinstance(rows, (list, tuple)):
             rows = list(rows)
+        if len(rows) == 1:  # the usual frame
+            row = rows[0]
+            return [row] if self._add(self._convert(row, received_ns), snapshot) else []
         convert, add = self._convert, self._add
         converted = [convert(row, received_ns) for row in rows]
         if len(converted) > 1:
