@@ -3,7 +3,8 @@
 Rows are the trade dicts ``Session.feed`` hands the buffer (decoded by
 ``loads_exact``: ``Decimal`` price and qty, RFC 3339 timestamp text), taken
 from the generated trade corpus and repeated with consecutive per-symbol
-trade ids until there are enough. The comparisons, measured in the same run:
+trade ids until there are enough. The buffer knows the pairs' precisions, as
+a session does once the instrument channel answered. The comparisons, measured in the same run:
 
 * appending: the same per-row conversions appended to seven Python lists;
 * ``to_frame()``: ``pd.DataFrame`` built once from those lists with the same
@@ -32,9 +33,10 @@ import pandas as pd
 from benchmarks.corpus import load_corpora
 from benchmarks.results import Report, Row
 from benchmarks.settings import Settings
-from kraken_nb.core.buffers import TradeBuffer, decimal_array
+from kraken_nb.core.buffers import Precisions, TradeBuffer, decimal_array
 from kraken_nb.core.timestamps import parse_rfc3339_ns
 from kraken_nb.core.wire import loads_exact
+from kraken_nb.simulator.pairs import PAIR_SPECS
 
 __all__ = ["NAME", "run", "trade_rows"]
 
@@ -59,8 +61,16 @@ def trade_rows(settings: Settings, count: int) -> list[dict[str, Any]]:
     return rows
 
 
+def _precisions() -> Precisions:
+    """The simulator pairs' precisions, as the instrument channel gives them."""
+    precisions = Precisions()
+    for symbol, spec in PAIR_SPECS.items():
+        precisions.set(symbol, spec.price_precision, spec.qty_precision)
+    return precisions
+
+
 def _append_seconds(rows: list[dict[str, Any]]) -> tuple[float, TradeBuffer]:
-    buffer = TradeBuffer()
+    buffer = TradeBuffer(precisions=_precisions())
     append = buffer.append
     received = _RECEIVED_NS
     started = time.perf_counter()
@@ -135,7 +145,7 @@ def _check_exact(frame: pd.DataFrame, rows: list[dict[str, Any]]) -> None:
 
 def _exact_seconds(buffer: TradeBuffer, rows: list[dict[str, Any]]) -> tuple[float, float]:
     """First calls of ``to_frame()`` and ``to_frame(exact=True)`` after an append, best of three each."""
-    extra = dict(rows[-1], trade_id=rows[-1]["trade_id"] + 10**9)
+    extra = dict(rows[-1], trade_id=rows[-1]["trade_id"] + 1)  # the next id of its symbol
     floats, exacts = [], []
     for round_ in range(3):
         buffer.append(dict(extra, trade_id=extra["trade_id"] + 2 * round_), _RECEIVED_NS)

@@ -320,6 +320,33 @@ def float_holds(value: float, number: Decimal) -> bool:
     return to_decimal(value) == number
 
 
+def _fewest_decimals(
+    finite: npt.NDArray[np.float64],
+    magnitude: npt.NDArray[np.float64],
+    valid: npt.NDArray[np.bool_] | None,
+    scale: int,
+    what: str,
+) -> int:
+    """The fewest decimals, at least ``scale``, that every value under the 15-digit limit needs.
+
+    Each step re-checks only the values that failed the last one, so a column
+    that starts at scale 0 costs little more than one pass.
+    """
+    values, sizes = finite, magnitude
+    if valid is not None:
+        values, sizes = finite[valid], magnitude[valid]
+    while True:
+        factor = 10.0**scale
+        fast = sizes < EXACT_UNITS / factor
+        wrong = (np.round(values * factor) / factor != values) & fast
+        if not wrong.any():
+            return scale
+        values, sizes = values[wrong], sizes[wrong]
+        scale += 1
+        if scale > _WIDE_DIGITS:
+            raise InvalidParams("exact", what, f"values of at most {_WIDE_DIGITS} decimals")
+
+
 Exact = Decimal | tuple[int, int]
 """An exact value: a ``Decimal``, or ``(coefficient, exponent)`` as :class:`ExactValues` keeps it."""
 
@@ -346,12 +373,13 @@ def decimal_array(
     ``s`` is at least ``scale`` and as many decimals as any value has; NaN (a
     missing value) and infinities become ``<NA>``. Values under the 15-digit
     limit at ``s`` are converted in bulk; the others (and every ``exact``
-    entry) through ``Decimal``.
+    entry) one by one, from their shortest text.
     """
     floats = np.ascontiguousarray(values, dtype=np.float64)
     count = len(floats)
     valid = np.isfinite(floats)
-    finite = np.where(valid, floats, 0.0)
+    all_valid = bool(valid.all())
+    finite = floats if all_valid else np.where(valid, floats, 0.0)
     magnitude = np.abs(finite)
     if exact:
         exact = {at: _pair(number) for at, number in exact.items()}
@@ -359,38 +387,50 @@ def decimal_array(
         overridden = np.zeros(count, dtype=bool)
         overridden[np.fromiter(exact, dtype=np.intp, count=len(exact))] = True
         valid |= overridden
+    scale = _fewest_decimals(finite, magnitude, valid if not all_valid else None, scale, what)
     while True:
         factor = 10.0**scale
         slow = magnitude >= EXACT_UNITS / factor
         if exact:
             slow |= overridden
-        units = np.round(finite * factor)
-        if bool(((units / factor != finite) & valid & ~slow).any()):
-            scale += 1  # a value has more decimals than the scale: widen, never round
-        else:
-            slow_numbers = {
-                int(at): exact[at] if at in exact else coefficient(to_decimal(float(finite[at])))
-                for at in np.flatnonzero(slow & valid)
-            }
-            needed = max(map(_decimals, slow_numbers.values()), default=0)
-            if needed <= scale:
-                break
-            scale = needed
+        at_slow = np.flatnonzero(slow & valid)
+        texts = finite[at_slow].tolist()
+        slow_numbers = {
+            at: exact[at] if at in exact else coefficient(repr(value))
+            for at, value in zip(at_slow.tolist(), texts, strict=True)
+        }
+        needed = max(map(_decimals, slow_numbers.values()), default=0)
+        if needed <= scale:
+            break
+        scale = needed  # values that fit a scale fit any larger one (or turn slow)
         if scale > _WIDE_DIGITS:
             raise InvalidParams("exact", what, f"values of at most {_WIDE_DIGITS} decimals")
+    units = np.round(finite * factor)
+    if len(slow_numbers):
+        units[at_slow] = 0  # written below
+    low = units.astype(np.int64)
     words = np.empty((count, 2), dtype=np.int64)
-    low = np.where(slow, 0.0, units).astype(np.int64)  # slow rows are written below
     words[:, 0] = low
     words[:, 1] = low >> 63
     digits = DECIMAL_DIGITS
+    narrow: list[int] = []
+    narrow_at: list[int] = []
     for at, number in slow_numbers.items():
         value = _units(number, scale)
+        if -_INT64 <= value < _INT64:
+            narrow_at.append(at)
+            narrow.append(value)
+        else:
+            words[at, 0] = ((value & _MASK64) ^ _SIGN64) - _SIGN64
+            words[at, 1] = value >> 64
         if abs(value) >= 10**digits:
             digits = _WIDE_DIGITS
             if abs(value) >= 10**digits:
                 raise InvalidParams("exact", what, f"values of at most {_WIDE_DIGITS} digits")
-        words[at, 0] = ((value & _MASK64) ^ _SIGN64) - _SIGN64
-        words[at, 1] = value >> 64
+    if narrow:
+        column = np.array(narrow, dtype=np.int64)
+        words[narrow_at, 0] = column
+        words[narrow_at, 1] = column >> 63
     nulls = count - int(np.count_nonzero(valid))
     bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
     array = pa.Array.from_buffers(
