@@ -32,6 +32,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Final
 
+import pandas as pd
 from websockets.exceptions import WebSocketException
 
 from kraken_nb.client import KRAKEN_WS_URL, KrakenClient
@@ -411,7 +412,8 @@ def _ticker_line(symbol: str, latest: Any) -> str | None:
         return None
     row = latest.loc[symbol]
     spread = row["ask"] - row["bid"]
-    stamp = row["time"].strftime("%H:%M:%S") if hasattr(row["time"], "strftime") else ""
+    when = row["time"] if pd.notna(row["time"]) else row["received"]  # Kraken's time, else arrival
+    stamp = when.strftime("%H:%M:%S") if pd.notna(when) else ""
     return (
         f"{symbol}  last {row['last']}  bid {row['bid']} / ask {row['ask']}  "
         f"spread {spread:.{_decimals(row['bid'], row['ask'])}f}  24h {row['change_pct']:+.2f}%  {stamp}"

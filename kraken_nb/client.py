@@ -321,27 +321,40 @@ class KrakenClient:
 
     # -- data -----------------------------------------------------------------------
 
-    def trades(self, symbol: str | None = None, last: int | None = None) -> pd.DataFrame:
-        """Trades received so far (de-duplicated by trade_id), oldest first."""
-        with self._lock:
-            return self._session.trades.to_frame(symbol=symbol, last=last)
+    # Every accessor: ``time`` is Kraken's own time of the row (NaT where the message had
+    # none), ``received`` the receive time; ``exact=True`` gives prices and quantities as
+    # exact decimals (``decimal128`` at the pair's precision) instead of float64.
 
-    def ticker(self, symbol: str | None = None, last: int | None = None) -> pd.DataFrame:
-        """Every ticker row received, with its receive time."""
+    def trades(
+        self, symbol: str | None = None, last: int | None = None, *, exact: bool = False
+    ) -> pd.DataFrame:
+        """Trades received so far (de-duplicated by trade_id), in arrival order."""
         with self._lock:
-            return self._session.tickers.to_frame(symbol=symbol, last=last)
+            return self._session.trades.to_frame(symbol=symbol, last=last, exact=exact)
 
-    def ticker_latest(self) -> pd.DataFrame:
+    def ticker(
+        self, symbol: str | None = None, last: int | None = None, *, exact: bool = False
+    ) -> pd.DataFrame:
+        """Every ticker row received, with Kraken's timestamp (``time``) and the receive time."""
+        with self._lock:
+            return self._session.tickers.to_frame(symbol=symbol, last=last, exact=exact)
+
+    def ticker_latest(self, *, exact: bool = False) -> pd.DataFrame:
         """The newest ticker row of each symbol, indexed by symbol."""
         with self._lock:
-            return self._session.tickers.latest()
+            return self._session.tickers.latest(exact=exact)
 
     def candles(
-        self, symbol: str | None = None, interval: int | None = None, last: int | None = None
+        self,
+        symbol: str | None = None,
+        interval: int | None = None,
+        last: int | None = None,
+        *,
+        exact: bool = False,
     ) -> pd.DataFrame:
         """OHLC candles (the current one updated in place), sorted by ``interval_begin``."""
         with self._lock:
-            return self._session.candles.to_frame(symbol=symbol, interval=interval, last=last)
+            return self._session.candles.to_frame(symbol=symbol, interval=interval, last=last, exact=exact)
 
     def book(self, symbol: str) -> OrderBook | None:
         """A consistent copy of ``symbol``'s order book (``None`` if not subscribed).
@@ -353,15 +366,23 @@ class KrakenClient:
             book = self._session.books.get(symbol)
             return book.copy() if book is not None else None
 
-    def book_history(self, symbol: str | None = None, last: int | None = None) -> pd.DataFrame:
+    def book_history(
+        self, symbol: str | None = None, last: int | None = None, *, exact: bool = False
+    ) -> pd.DataFrame:
         """Top of book each time it changed: bid, ask, their sizes, mid, spread, valid."""
         with self._lock:
-            return self._session.book_tops.to_frame(symbol=symbol, last=last)
+            return self._session.book_tops.to_frame(symbol=symbol, last=last, exact=exact)
 
-    def depth_history(self, symbol: str | None = None, last: int | None = None) -> pd.DataFrame:
-        """Depth snapshots over time (long format: time, symbol, side, price, qty), for heatmaps."""
+    def depth_history(
+        self, symbol: str | None = None, last: int | None = None, *, exact: bool = False
+    ) -> pd.DataFrame:
+        """Depth samples over time, long format (time, symbol, side, price, qty, received), for heatmaps.
+
+        The levels of one sample share ``received`` (``time`` is NaT for a
+        sample of a book message without a timestamp, such as a snapshot).
+        """
         with self._lock:
-            return self._session.depths.to_frame(symbol=symbol, last=last)
+            return self._session.depths.to_frame(symbol=symbol, last=last, exact=exact)
 
     def instruments(self) -> pd.DataFrame:
         """Tradeable pairs with their precisions and limits, indexed by symbol."""
@@ -404,12 +425,15 @@ class KrakenClient:
                 "trades": counters["trades"],
                 "duplicate_trades": counters["duplicate_trades"],
                 "trade_gaps": counters["trade_gaps"],
+                "trade_id_anomalies": counters["trade_id_anomalies"],
+                "stale_trades": counters["stale_trades"],
                 "checksum_mismatches": counters["checksum_mismatches"],
                 "resyncs": counters["resyncs"],
                 "malformed": counters["malformed"],
                 "rejected_items": counters["rejected_items"],
                 "internal_errors": counters["internal_errors"],
                 "exact_decodes": counters["exact_decodes"],
+                "exact_reads": counters["exact_reads"],
                 "rejected": counters["rejected"],
                 "resubscribe_rejections": counters["resubscribe_rejections"],
                 "subscribe_timeouts": counters["subscribe_timeouts"],

@@ -35,7 +35,10 @@ EXPECTED_KEYS = (
     [f"core.book{depth}.{row}" for depth in (10, 1000) for row in BOOK_ROWS]
     + [f"core.{channel}.{row}" for channel in ("trade", "ticker", "ohlc") for row in CHANNEL_ROWS]
     + ["e2e.sustained_rate", "e2e.latency_p50", "e2e.latency_p99"]
-    + [f"dataframes.{key}" for key in ("append", "to_frame", "to_frame_cached", "memory", "max_rows_peak")]
+    + [
+        f"dataframes.{key}"
+        for key in ("append", "to_frame", "to_frame_cached", "to_frame_exact", "memory", "max_rows_peak")
+    ]
     + [f"widgets.{name}" for name in ("TickerBoard", "TradeTape", "CandleChart", "DepthHeatmap")]
     + [
         f"ceiling.{case}x{pairs}.{row}"

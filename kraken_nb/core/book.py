@@ -23,12 +23,14 @@ import logging
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from itertools import accumulate
 from typing import Any
 from zlib import crc32
 
 import numpy as np
 import pandas as pd
 
+from kraken_nb.core.buffers.exact import decimal_array
 from kraken_nb.core.schema import MAX_PRECISION
 from kraken_nb.core.wire import EXACT_UNITS, float_text, number_text, to_decimal
 from kraken_nb.errors import InexactNumber, InvalidParams, MalformedMessage, brief
@@ -299,14 +301,24 @@ class OrderBook:
 
     def top(self) -> tuple[float | None, float | None, float | None, float | None]:
         """Best bid, its qty, best ask, its qty as floats (None for an empty side), in one call."""
+        bid, bid_qty, ask, ask_qty = self.top_values()
+        return (
+            bid,
+            None if bid_qty is None else float(bid_qty),
+            ask,
+            None if ask_qty is None else float(ask_qty),
+        )
+
+    def top_values(self) -> tuple[float | None, _Qty | None, float | None, _Qty | None]:
+        """``top()`` with the quantities as kept: a float, or a ``Decimal`` a float cannot hold."""
         bids, asks = self._bids, self._asks
         bid = bid_qty = ask = ask_qty = None
         if bids.prices:
             bid = bids.prices[-1]
-            bid_qty = float(bids.qtys[-1])
+            bid_qty = bids.qtys[-1]
         if asks.prices:
             ask = asks.prices[0]
-            ask_qty = float(asks.qtys[0])
+            ask_qty = asks.qtys[0]
         return bid, bid_qty, ask, ask_qty
 
     def spread(self) -> float | None:
@@ -348,16 +360,41 @@ class OrderBook:
             np.ascontiguousarray(ask_array[:, 1]),
         )
 
-    def to_frame(self) -> pd.DataFrame:
-        """The book as a DataFrame: side, price, qty, cum_qty; bids best first, then asks best first."""
+    def depth_values(self, n: int | None = None) -> tuple[list[float], list[_Qty], list[float], list[_Qty]]:
+        """Bid prices, bid qtys, ask prices, ask qtys of the best ``n`` levels, best first, as kept.
+
+        Quantities are floats, or ``Decimal`` where a float cannot hold them.
+        """
+        bids, asks = self._bids, self._asks
+        best_bids, best_asks = bids.best_first(n), asks.best_first(n)
+        return bids.prices[best_bids], bids.qtys[best_bids], asks.prices[best_asks], asks.qtys[best_asks]
+
+    def to_frame(self, *, exact: bool = False) -> pd.DataFrame:
+        """The book as a DataFrame: side, price, qty, cum_qty; bids best first, then asks best first.
+
+        ``exact=True`` gives price, qty and cum_qty as exact decimals at the
+        pair's precisions (``decimal128``, see :mod:`kraken_nb.core.buffers.exact`),
+        cum_qty summed exactly. The book's own time is ``timestamp``.
+        """
         bid_prices, bid_qtys, ask_prices, ask_qtys = self.depth_arrays()
         side = pd.Categorical(["bid"] * len(bid_prices) + ["ask"] * len(ask_prices), categories=list(_SIDES))
+        prices = np.concatenate([bid_prices, ask_prices])
+        qtys = np.concatenate([bid_qtys, ask_qtys])
+        if not exact:
+            cum_qty = np.concatenate([np.cumsum(bid_qtys), np.cumsum(ask_qtys)])
+            return pd.DataFrame({"side": side, "price": prices, "qty": qtys, "cum_qty": cum_qty})
+        _, raw_bids, _, raw_asks = self.depth_values()
+        raw = [*raw_bids, *raw_asks]
+        exact_qtys = {at: qty for at, qty in enumerate(raw) if type(qty) is not float}
+        sums = [*accumulate(map(to_decimal, raw_bids)), *accumulate(map(to_decimal, raw_asks))]
         return pd.DataFrame(
             {
                 "side": side,
-                "price": np.concatenate([bid_prices, ask_prices]),
-                "qty": np.concatenate([bid_qtys, ask_qtys]),
-                "cum_qty": np.concatenate([np.cumsum(bid_qtys), np.cumsum(ask_qtys)]),
+                "price": decimal_array(prices, {}, self.price_precision, "price"),
+                "qty": decimal_array(qtys, exact_qtys, self.qty_precision, "qty"),
+                "cum_qty": decimal_array(
+                    np.array(sums, dtype=np.float64), dict(enumerate(sums)), self.qty_precision, "cum_qty"
+                ),
             }
         )
 

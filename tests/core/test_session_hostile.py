@@ -237,7 +237,7 @@ def test_a_bad_book_level_invalidates_and_resyncs_that_book(frame):
 
 def test_a_bug_while_handling_a_frame_is_contained_counted_and_logged_once_with_traceback(caplog):
     class Buggy(Session):
-        def _on_ticker(self, message, received_ns):
+        def _on_ticker(self, message, received_ns, text):
             raise ZeroDivisionError("a bug")
 
     session = Buggy()

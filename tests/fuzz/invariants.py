@@ -59,6 +59,10 @@ def _check_trades(session: Session) -> None:
     assert list(trades["side"].cat.categories) == ["buy", "sell"]
     assert list(trades["ord_type"].cat.categories) == ["limit", "market"]
     assert not trades["time"].isna().any() and (trades["trade_id"] >= 0).all()
+    assert not trades["received"].isna().any()
+    exact = session.trades.to_frame(exact=True)
+    for column in ("price", "qty"):  # the float of each exact value is the float column's value
+        assert exact[column].astype(float).tolist() == trades[column].tolist(), f"exact {column} differs"
 
 
 def _check_tickers(session: Session) -> None:
@@ -73,4 +77,4 @@ def _check_candles(session: Session) -> None:
     numbers = candles[["open", "high", "low", "close", "vwap", "volume"]].to_numpy(dtype=float)
     assert np.all(np.isfinite(numbers)) and np.all(numbers >= 0)
     assert (candles["trades"] >= 0).all() and candles["interval"].isin(OHLC_INTERVALS).all()
-    assert not candles[["interval_begin", "timestamp"]].isna().any().any()
+    assert not candles[["interval_begin", "time", "received"]].isna().any().any()
