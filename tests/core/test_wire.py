@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from kraken_nb.core.wire import float_text, level_text, loads, loads_exact, number_text
+from kraken_nb.core.wire import dumps_exact, float_text, level_text, loads, loads_exact, number_text
 
 
 @pytest.mark.parametrize(
@@ -80,3 +80,11 @@ def test_level_text_examples():
     assert level_text(29430.3, 0.00011621, 1, 8) == "294303" + "11621"
     assert level_text(Decimal("0.5666"), Decimal("18097.1547"), 4, 8) == "5666" + "1809715470000"
     assert level_text(0.00001234, 1e-05, 8, 8) == "1234" + "1000"
+
+
+def test_dumps_exact_writes_decimals_as_bare_numbers_with_every_digit():
+    text = '{"price":1797.30,"qty":12345678.12345678,"zero":0.00000000,"n":7,"s":"a","x":[true,null]}'
+    assert dumps_exact(loads_exact(text)) == text.encode()
+    assert dumps_exact({"qty_increment": loads_exact("1e-08")}) == b'{"qty_increment":0.00000001}'
+    with pytest.raises(TypeError):
+        dumps_exact({"bad": Decimal("NaN")})
