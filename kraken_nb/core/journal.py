@@ -56,7 +56,7 @@ from kraken_nb.core.messages import (
     TradeMessage,
 )
 from kraken_nb.core.taps import Tap
-from kraken_nb.core.wire import dumps_exact, loads_exact
+from kraken_nb.core.wire import dumps_exact, loads_exact, to_decimal
 
 __all__ = ["INSTRUMENT", "PING", "Journal", "Page", "Snapshot", "StreamKey", "stream_key"]
 
@@ -206,13 +206,22 @@ class Journal(Tap):
         return Page(cursor, gap, entries)
 
     def snapshot(
-        self, channel: str, keys: Sequence[StreamKey], books: Mapping[str, OrderBook | None] | None = None
+        self,
+        channel: str,
+        keys: Sequence[StreamKey],
+        books: Mapping[str, OrderBook | None] | None = None,
+        reference: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None,
     ) -> Snapshot:
         """A snapshot of ``keys`` (one channel) at the current cursor.
 
         For the book channel, ``books`` maps each symbol to the session's
         :class:`OrderBook`; valid books are copied here, so the snapshot can be
-        rendered after the lock is released.
+        rendered after the lock is released. For the instrument channel,
+        ``reference`` (the session's pairs and assets) stands in until the
+        journal has seen an instrument frame of its own (a journal added after
+        the subscription); their numbers are floats, written back with
+        ``repr``, which is Kraken's digits for every value of 15 significant
+        digits or fewer.
         """
         if channel == "book":
             copies: list[OrderBook] = []
@@ -238,6 +247,11 @@ class Journal(Tap):
             return Snapshot(channel, self._head, (), lambda: _trade_rows(trades))
         if channel == "instrument":
             pairs, assets = list(self._pairs.values()), list(self._assets.values())
+            if not pairs and reference is not None:
+                pairs, assets = (
+                    [_exact(p) for p in reference[0].values()],
+                    [_exact(a) for a in reference[1].values()],
+                )
             missing = () if pairs else ("instrument",)
             return Snapshot(channel, self._head, missing, lambda: {"assets": assets, "pairs": pairs})
         raise ValueError(f"no snapshot for channel {channel!r}")
@@ -250,14 +264,6 @@ class Journal(Tap):
     def ack(self, method: str, key: StreamKey) -> Text | None:
         """The newest successful ``subscribe``/``unsubscribe`` ack frame for ``key``, as received."""
         return self._acks.get((method, key))
-
-    def knows_pair(self, symbol: str) -> bool | None:
-        """Whether ``symbol`` is an instrument pair (None before any instrument data)."""
-        return (symbol in self._pairs) if self._pairs else None
-
-    def pair(self, symbol: str) -> Mapping[str, Any] | None:
-        """One pair's reference data, exact (``Decimal`` increments)."""
-        return self._pairs.get(symbol)
 
     def stats(self) -> dict[str, int]:
         """Streams, retained messages, and counters (appended, evicted, rebuilt, filtered, ...)."""
@@ -494,6 +500,11 @@ def _book_entry(book: OrderBook) -> dict[str, Any]:
     if book.timestamp is not None:
         entry["timestamp"] = book.timestamp
     return entry
+
+
+def _exact(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A reference record with its floats as the Decimals of their shortest text."""
+    return {k: to_decimal(v) if type(v) is float else v for k, v in record.items()}
 
 
 class _Decoded:
