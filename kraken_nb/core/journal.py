@@ -205,6 +205,11 @@ class Journal(Tap):
             cursor = self._head
         return Page(cursor, gap, entries)
 
+    def evicted(self, key: StreamKey) -> int:
+        """The newest cursor evicted from stream ``key`` (a read after it has no gap)."""
+        log = self._logs.get(key)
+        return self._start if log is None else max(log.evicted_through, self._start)
+
     def snapshot(
         self,
         channel: str,
