@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, str] = {
     "e2e": "benchmarks.end_to_end",
     "dataframes": "benchmarks.dataframes",
     "widgets": "benchmarks.widget_bandwidth",
+    "serve": "benchmarks.serve",
 }
 """Benchmark names and the modules whose ``run(settings)`` measures them, in running order."""
 

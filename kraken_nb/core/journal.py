@@ -184,6 +184,7 @@ class Journal(Tap):
         self._pending_book: dict[str, list[tuple[bool, Text]]] = {}
         self._acks: dict[tuple[str, StreamKey], Text] = {}
         self._last_pong: Text | None = None
+        self._evictions = 0
 
     # -- reading (hold the lock the taps run under) ---------------------------------
 
@@ -276,6 +277,8 @@ class Journal(Tap):
             "streams": len(self._logs),
             "retained": sum(len(log) for log in self._logs.values()),
             "cursor": self._head,
+            "appended": self._head - self._start,
+            "evicted": self._evictions,
             **self.counters,
         }
 
@@ -285,9 +288,19 @@ class Journal(Tap):
         """Journal what the session accepted of one frame."""
         kind = type(message)
         if kind is BookMessage:
-            added = self._on_book(text, message, events)  # type: ignore[arg-type]
+            data = message.data  # type: ignore[union-attr]
+            if len(data) == 1 and len(events) == 1 and events[0][0] == "book":
+                self._append(("book", data[0]["symbol"], None), text)  # Kraken's usual frame, accepted
+                added = True
+            else:
+                added = self._on_book(text, message, events)  # type: ignore[arg-type]
         elif kind is TradeMessage:
             added = self._on_trades(text, message, events)  # type: ignore[arg-type]
+        elif kind is TickerMessage and len(message.data) == 1:  # type: ignore[union-attr]
+            symbol = message.data[0]["symbol"]  # type: ignore[union-attr]
+            self._append(("ticker", symbol, None), text)
+            self._tickers[symbol] = text
+            added = True
         elif kind is TickerMessage or kind is OhlcMessage:
             added = self._on_rows(text, message)  # type: ignore[arg-type]
         elif kind is InstrumentMessage:
@@ -322,8 +335,7 @@ class Journal(Tap):
             log = self._logs[key] = _Log(self.retain, self._start)
         self._head += 1
         if log.append(self._head, text):
-            self.counters["evicted"] += 1
-        self.counters["appended"] += 1
+            self._evictions += 1
         return self._head
 
     def _groups(
@@ -373,6 +385,20 @@ class Journal(Tap):
         return bool(groups)
 
     def _on_trades(self, text: Text, message: TradeMessage, events: list[Any]) -> bool:
+        data = message.data
+        n = len(data)
+        if n and len(events) >= n and events[n - 1][0] == "trade":
+            # Each row gives at most one trade event, and trade events come first: the n-th
+            # event being a trade means every row was new. Kraken's usual frame has one symbol.
+            symbol = data[0]["symbol"]
+            if n == 1 or all(row["symbol"] == symbol for row in data):
+                self._append(("trade", symbol, None), text)
+                recent = self._trades.get(symbol)
+                if recent is None:
+                    recent = self._trades[symbol] = deque(maxlen=self.trades_kept)
+                for row in data:
+                    recent.append((row["trade_id"], text))
+                return True
         accepted = {id(event.data) for event in events if event.kind == "trade"}
         if not accepted:
             if message.data:

@@ -276,7 +276,7 @@ def test_gap_is_reported_exactly_when_the_retained_window_was_exceeded() -> None
     assert journal.read([TRADES], 104, 100).gap
     assert not journal.read([TRADES], 105, 100).gap  # everything after 105 is still there
     assert not journal.read([TRADES], 109, 100).gap
-    assert journal.counters["evicted"] == 5
+    assert journal.stats()["evicted"] == 5
 
 
 def test_a_cursor_not_from_this_journal_is_a_gap() -> None:

@@ -78,3 +78,13 @@ def test_stop_ends_long_polls_and_event_streams_in_flight(fresh: KrakenClient) -
     assert answers and answers[0].status_code == 503 and "shutting down" in answers[0].json()["detail"]
     assert serve_threads() == []
     assert fresh.connection_state == "live"  # the client goes on; only the servers stopped
+
+
+def test_the_listening_sockets_turn_nagle_off(fresh: KrakenClient) -> None:
+    # asyncio only does it for sockets made with proto=IPPROTO_TCP; without it every answer
+    # waits for the peer's delayed ACK (about 40 ms). Accepted connections inherit the option.
+    import socket
+
+    with fresh.serve(0, 0) as handle:
+        for sock in handle._sockets:
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
