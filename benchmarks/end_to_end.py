@@ -81,7 +81,7 @@ class Level:
 class _Server:
     """The simulator process and its command pipe."""
 
-    def __init__(self, seed: int, speed: float) -> None:
+    def __init__(self, seed: int, speed: float, tick: float = _TICK_S) -> None:
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -92,7 +92,7 @@ class _Server:
                 "--speed",
                 str(speed),
                 "--tick",
-                str(_TICK_S),
+                str(tick),
             ],
             cwd=HERE.parent,
             stdin=subprocess.PIPE,

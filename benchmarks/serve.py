@@ -50,6 +50,7 @@ READ_SYMBOLS = ("BTC/USD", "ETH/USD")
 WIDGET_HZ = 10.0
 _SLOWDOWN = 0.90  # with servers, at least 90 % of the rate without
 _JOURNAL_COST = 1.10
+_TICK_S = 0.05  # the simulator's own pace: one frame per channel and pair every 50 ms at most
 
 
 # -- journal cost in the core -------------------------------------------------------------
@@ -248,7 +249,7 @@ def _served_round(settings: Settings, server: _Server, client: KrakenClient, wid
 
 
 def _live(settings: Settings) -> list[_Round]:
-    server = _Server(settings.seed, settings.serve_speed)
+    server = _Server(settings.seed, settings.serve_speed, tick=_TICK_S)
     client: KrakenClient | None = None
     widgets: list[Any] = []
     rounds: list[_Round] = []

@@ -33,6 +33,9 @@ EXPECTED_KEYS = (
     + ["e2e.sustained_rate", "e2e.latency_p50", "e2e.latency_p99"]
     + [f"dataframes.{key}" for key in ("append", "to_frame", "to_frame_cached", "memory", "max_rows_peak")]
     + [f"widgets.{name}" for name in ("TickerBoard", "TradeTape", "CandleChart", "DepthHeatmap")]
+    + [f"serve.{key}" for key in ("journal_book10", "journal_trade", "client_rate", "widget_rate")]
+    + [f"serve.{what}_{q}" for what in ("rest_delivery", "rest_read", "mcp_call") for q in ("p50", "p99")]
+    + ["serve.rest_requests", "serve.mcp_calls", "serve.sse_bytes"]
 )
 # Rows that depend on an optional package (the "bench" extra), and the module each needs.
 OPTIONAL = {
@@ -93,7 +96,12 @@ def test_every_row_is_present_with_finite_numbers(quick_run: dict[str, Any]) -> 
         else:
             assert row["value"] > 0 or key.startswith("e2e."), (key, row["value"])
     targets = [row for row in rows.values() if row["target"]]
-    assert {row["key"] for row in targets} >= {"core.book10.orjson", "dataframes.max_rows_peak"}
+    assert {row["key"] for row in targets} >= {
+        "core.book10.orjson",
+        "dataframes.max_rows_peak",
+        "serve.client_rate",
+        "serve.widget_rate",
+    }
     assert all(row["status"] in ("met", "missed", "unavailable") for row in targets)
 
 
@@ -106,7 +114,7 @@ def test_printed_table_matches_the_written_files(quick_run: dict[str, Any]) -> N
     for row in quick_run["json"]["rows"]:
         assert any(f"| {row['benchmark']} | {row['case']} |" in line for line in table), row["case"]
     assert quick_run["json"]["meta"]["quick"] is True
-    assert set(quick_run["json"]["benchmarks"]) == {"core", "e2e", "dataframes", "widgets"}
+    assert set(quick_run["json"]["benchmarks"]) == {"core", "e2e", "dataframes", "widgets", "serve"}
 
 
 @pytest.mark.timeout(120)

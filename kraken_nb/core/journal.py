@@ -178,7 +178,7 @@ class Journal(Tap):
         self._logs: dict[StreamKey, _Log] = {}
         self._tickers: dict[str, Text] = {}
         self._candles: dict[StreamKey, dict[str, Text]] = {}
-        self._trades: dict[str, deque[tuple[int, Text]]] = {}
+        self._trades: dict[str, deque[Text]] = {}  # the newest trade messages (each ≥ 1 trade)
         self._pairs: dict[str, dict[str, Any]] = {}
         self._assets: dict[str, dict[str, Any]] = {}
         self._pending_book: dict[str, list[tuple[bool, Text]]] = {}
@@ -249,8 +249,9 @@ class Journal(Tap):
             missing = [key[1] for key, rows in candles if not rows]
             return Snapshot(channel, self._head, tuple(missing), lambda: _candle_rows(candles))
         if channel == "trade":
-            trades = [(s, list(self._trades.get(s, ()))) for _, s, _ in keys]
-            return Snapshot(channel, self._head, (), lambda: _trade_rows(trades))
+            trades = [list(self._trades.get(s, ())) for _, s, _ in keys]
+            kept = self.trades_kept
+            return Snapshot(channel, self._head, (), lambda: _trade_rows(trades, kept))
         if channel == "instrument":
             pairs, assets = list(self._pairs.values()), list(self._assets.values())
             if not pairs and reference is not None:
@@ -329,14 +330,13 @@ class Journal(Tap):
 
     # -- handlers -------------------------------------------------------------------------
 
-    def _append(self, key: StreamKey, text: Text) -> int:
+    def _append(self, key: StreamKey, text: Text) -> None:
         log = self._logs.get(key)
         if log is None:
             log = self._logs[key] = _Log(self.retain, self._start)
-        self._head += 1
-        if log.append(self._head, text):
+        self._head = head = self._head + 1
+        if log.append(head, text):
             self._evictions += 1
-        return self._head
 
     def _groups(
         self,
@@ -396,8 +396,7 @@ class Journal(Tap):
                 recent = self._trades.get(symbol)
                 if recent is None:
                     recent = self._trades[symbol] = deque(maxlen=self.trades_kept)
-                for row in data:
-                    recent.append((row["trade_id"], text))
+                recent.append(text)
                 return True
         accepted = {id(event.data) for event in events if event.kind == "trade"}
         if not accepted:
@@ -408,12 +407,12 @@ class Journal(Tap):
         if not all(keep):
             self.counters["trades_filtered"] += keep.count(False)
         groups = self._groups(text, message, None if all(keep) else keep)
-        for key, part, idx in groups:
+        for key, part, _ in groups:
             self._append(key, part)
             recent = self._trades.get(key[1])
             if recent is None:
                 recent = self._trades[key[1]] = deque(maxlen=self.trades_kept)
-            recent.extend((int(message.data[i]["trade_id"]), part) for i in idx)
+            recent.append(part)
         return True
 
     def _on_book(self, text: Text, message: BookMessage, events: list[Any]) -> bool:
@@ -565,10 +564,10 @@ def _candle_rows(candles: list[tuple[StreamKey, list[tuple[str, Text]]]]) -> lis
     return rows
 
 
-def _trade_rows(trades: list[tuple[str, list[tuple[int, Text]]]]) -> list[dict[str, Any]]:
-    decoded = _Decoded()
+def _trade_rows(trades: list[list[Text]], kept: int) -> list[dict[str, Any]]:
+    """The newest ``kept`` trades of each symbol, oldest first (every journaled trade row was accepted)."""
     rows: list[dict[str, Any]] = []
-    for _, kept in trades:
-        for trade_id, text in kept:
-            rows.extend(row for row in decoded.rows(text) if row["trade_id"] == trade_id)
+    for texts in trades:
+        symbol_rows = [row for text in texts for row in loads_exact(text)["data"]]
+        rows.extend(symbol_rows[-kept:])
     return rows
