@@ -49,7 +49,6 @@ SYMBOL = "BTC/USD"
 READ_SYMBOLS = ("BTC/USD", "ETH/USD")
 WIDGET_HZ = 10.0
 _SLOWDOWN = 0.90  # with servers, at least 90 % of the rate without
-_JOURNAL_COST = 1.10
 _TICK_S = 0.05  # the simulator's own pace: one frame per channel and pair every 50 ms at most
 
 
@@ -84,8 +83,7 @@ def _journal_rows(settings: Settings) -> tuple[list[Row], list[str]]:
                 "frames/s",
                 ratio=ratio,
                 compare="{ratio}× the time without the journal",
-                target=f"≤ {_JOURNAL_COST:g}×",
-                status="met" if ratio <= _JOURNAL_COST else "missed",
+                note=f"+{(best['with'] - best['without']) * 1e6 / len(corpus.frames):.1f} µs per frame",
             )
         )
         per_frame = {arm: seconds * 1e6 / len(corpus.frames) for arm, seconds in best.items()}
