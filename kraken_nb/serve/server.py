@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import uvicorn
 
-from kraken_nb.core.journal import Journal
+from kraken_nb.core.journal import INSTRUMENT, Journal
+from kraken_nb.core.params import Subscription
 from kraken_nb.errors import ClientClosed, InvalidParams
 from kraken_nb.serve import security
 from kraken_nb.serve.limits import Limits
@@ -42,6 +43,7 @@ __all__ = ["ServeHandle"]
 log = logging.getLogger(__name__)
 
 _START_TIMEOUT: Final = 15.0
+INSTRUMENTS: Final = Subscription("instrument")
 _GRACE_S: Final = 2
 
 
@@ -60,7 +62,8 @@ class ServeHandle:
         limits: Limits | None = None,
         token: Secret | None = None,
     ) -> None:
-        if client.closed:
+        upstream = Upstream(client)
+        if upstream.closed:
             raise ClientClosed("the client is closed")
         key = Secret(api_key) if isinstance(api_key, str) else api_key
         if key is None and not is_loopback(host):
@@ -71,14 +74,13 @@ class ServeHandle:
         self.limits = limits or Limits()
         self.token = token if token is not None else token_from_env(os.environ)
         """``KRAKEN_WS_TOKEN``, held for upstream use only (public channels do not send it)."""
-        self._client = client
         self._key = key
         self._hosts = security.allowed_hosts(host, allowed_hosts)
         self._notifier = Notifier()
         self.journal = Journal(
             retain=self.limits.journal_retain, start=time.time_ns() // 1000, wake=self._notifier.wake
         )
-        self._upstream = Upstream(client)
+        self._upstream = upstream
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kraken-nb-serve-upstream")
         self.operations = Operations(
             self._upstream, self.journal, self.limits, self._notifier, self._executor
@@ -213,11 +215,11 @@ class ServeHandle:
 
         def subscribe() -> None:
             try:
-                self._client.subscribe("instrument", timeout=self.limits.upstream_timeout)
+                self._upstream.subscribe(INSTRUMENTS, self.limits.upstream_timeout)
             except Exception as exc:  # the server works without it: Kraken then judges symbols itself
                 log.warning("could not subscribe the instrument channel: %s", exc)
 
-        if not any(s.channel == "instrument" for s in self._client.subscriptions()):
+        if INSTRUMENT not in self._upstream.kept():
             self._executor.submit(subscribe)
 
 

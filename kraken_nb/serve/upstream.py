@@ -39,6 +39,11 @@ class Upstream:
         return self.client.connection_state
 
     @property
+    def closed(self) -> bool:
+        """Whether the client was closed."""
+        return self.client.closed
+
+    @property
     def live(self) -> bool:
         """Whether the upstream connection is open."""
         return self.client.connection_state == "live"
