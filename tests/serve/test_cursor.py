@@ -107,12 +107,7 @@ class Readers:
             reader.apply(first["messages"][0])
             cursor = first["cursor"]
         await asyncio.sleep(random.uniform(0, POLL_S))
-        while True:
-            stopping = self.stop.is_set()
-            page = await self.read(BOOK, {"since": cursor, "wait": 0 if stopping else 2, "limit": 1000})
-            if page is None:
-                await asyncio.sleep(0.1)
-                continue
+        while (page := await self.next_page(BOOK, cursor)) is not None:
             if page["gap"]:
                 first = await self.snapshot(BOOK)
                 reader.apply(first["messages"][0])
@@ -121,9 +116,19 @@ class Readers:
             for message in page["messages"]:
                 reader.apply(message)
             cursor = page["cursor"]
-            if stopping and not page["messages"]:
-                return
             await asyncio.sleep(POLL_S)
+
+    async def next_page(self, key: tuple, cursor: int) -> dict[str, Any] | None:
+        """The page after ``cursor`` (retried while unavailable); None once stopped and drained."""
+        while True:
+            stopping = self.stop.is_set()
+            page = await self.read(key, {"since": cursor, "wait": 0 if stopping else 2, "limit": 1000})
+            if page is None:
+                await asyncio.sleep(0.1)
+            elif stopping and not page["messages"] and not page["gap"]:
+                return None
+            else:
+                return page
 
     async def follow_trades(self) -> None:
         ids: list[int] = []
@@ -134,17 +139,10 @@ class Readers:
         ids += [row["trade_id"] for row in first["messages"][0]["data"]]
         cursor = first["cursor"]
         await asyncio.sleep(random.uniform(0, POLL_S))
-        while True:
-            stopping = self.stop.is_set()
-            page = await self.read(TRADES, {"since": cursor, "wait": 0 if stopping else 2, "limit": 1000})
-            if page is None:
-                await asyncio.sleep(0.1)
-                continue
+        while (page := await self.next_page(TRADES, cursor)) is not None:
             self.trade_gaps[index] |= page["gap"]
             ids += [row["trade_id"] for message in page["messages"] for row in message["data"]]
             cursor = page["cursor"]
-            if stopping and not page["messages"]:
-                return
             await asyncio.sleep(POLL_S)
 
     async def run(self, started: threading.Event, stop: threading.Event) -> None:
