@@ -198,13 +198,9 @@ class Journal(Tap):
         logs = [log for key in dict.fromkeys(keys) if (log := self._logs.get(key)) is not None]
         gap = since < self._start or since > self._head or any(log.evicted_through > since for log in logs)
         merged = logs[0].after(since) if len(logs) == 1 else heapq.merge(*(log.after(since) for log in logs))
-        entries = tuple(islice(merged, limit + 1))
-        if len(entries) > limit:
-            entries = entries[:limit]
-            cursor = entries[-1][0]
-        else:
-            cursor = self._head
-        return Page(cursor, gap, entries)
+        entries = tuple(islice(merged, limit))
+        # After the last message served; with none, the newest cursor (later ones are all newer).
+        return Page(entries[-1][0] if entries else self._head, gap, entries)
 
     def evicted(self, key: StreamKey) -> int:
         """The newest cursor evicted from stream ``key`` (a read after it has no gap)."""

@@ -31,6 +31,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from starlette.types import ASGIApp
 
+from kraken_nb.core.throttle import ThrottledLog
 from kraken_nb.errors import ServeError
 from kraken_nb.serve.models import (
     OPERATIONS,
@@ -44,6 +45,9 @@ from kraken_nb.serve.operations import Operations
 from kraken_nb.serve.security import BearerAuth, Secret
 
 __all__ = ["build_mcp_app", "summarize"]
+
+log = logging.getLogger(__name__)
+_failures = ThrottledLog(log)
 
 INSTRUCTIONS = (
     "Kraken Spot market data from one upstream connection. Subscribe with a subscribe-unsubscribe-* tool "
@@ -102,10 +106,12 @@ def _tool(operations: Operations, operation: Operation) -> Tool:
         except ServeError as exc:
             return CallToolResult(content=[TextContent(type="text", text=exc.detail)], is_error=True)
         structured = orjson.loads(orjson.dumps(result))
-        return CallToolResult(
-            content=[TextContent(type="text", text=summarize(operation, structured))],
-            structured_content=structured,
-        )
+        try:
+            text = summarize(operation, structured)
+        except Exception:  # a message of an unexpected shape: the structured content still stands
+            _failures.log(logging.WARNING, operation.tool, "could not summarise a %s result", operation.tool)
+            text = f"{operation.channel}: see the structured content"
+        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
 
     output = (
         ReceiveResult if operation.reads else PingResult if operation.channel == "ping" else PublishResult

@@ -169,3 +169,34 @@ def test_dns_rebinding_protection_is_on(served: ServeHandle) -> None:
     assert origin.status_code == 403
     rebound = httpx.get(served.urls["rest"] + "/v1/health", headers={"host": "evil.example:8080"}, timeout=10)
     assert rebound.status_code == 421 and rebound.headers["content-type"] == "application/problem+json"
+
+
+def test_summaries_say_what_matters() -> None:
+    from kraken_nb.serve.mcp import summarize
+
+    book = TOOLS["receive-book-snapshot-and-update"]
+    gap = summarize(book, {"channel": "book", "cursor": 7, "gap": True, "messages": []})
+    assert "GAP" in gap and "cursor 7" in gap
+    snapshot = {
+        "channel": "book",
+        "type": "snapshot",
+        "data": [
+            {
+                "symbol": "BTC/USD",
+                "bids": [{"price": 100.1, "qty": 2.0}],
+                "asks": [{"price": 100.4, "qty": 1.5}],
+                "checksum": 42,
+            }
+        ],
+    }
+    text = summarize(book, {"channel": "book", "cursor": 8, "gap": False, "messages": [snapshot]})
+    assert "best bid 100.1 × 2.0" in text and "spread 0.3" in text and "checksum 42" in text
+    ticker = TOOLS["receive-ticker-snapshot-and-updates"]
+    row = {"symbol": "ETH/USD", "last": 2000.5, "bid": None, "ask": 2001.0, "change_pct": 1.2}
+    message = {"channel": "ticker", "type": "update", "data": [row]}
+    assert "spread n/a" in summarize(
+        ticker, {"channel": "ticker", "cursor": 1, "gap": False, "messages": [message]}
+    )
+    publish = TOOLS["subscribe-unsubscribe-trade-channel"]
+    done = summarize(publish, {"method": "subscribe", "channel": "trade", "acks": [], "sent": []})
+    assert "already in that state" in done
