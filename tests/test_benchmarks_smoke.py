@@ -48,6 +48,9 @@ EXPECTED_KEYS = (
     ]
     + ["ceiling.backlog"]
     + [f"responsive.{name}" for name in ("idle", "1k", "1k_widgets", "1k_offloaded", "5k", "5k_widgets")]
+    + [f"serve.{key}" for key in ("journal_book10", "journal_trade", "client_rate", "widget_rate")]
+    + [f"serve.{what}_{q}" for what in ("rest_delivery", "rest_read", "mcp_call") for q in ("p50", "p99")]
+    + ["serve.rest_requests", "serve.mcp_calls", "serve.sse_bytes"]
 )
 # Rows that depend on an optional package (the "bench" extra), and the module each needs.
 OPTIONAL = {
@@ -108,7 +111,12 @@ def test_every_row_is_present_with_finite_numbers(quick_run: dict[str, Any]) -> 
         else:
             assert row["value"] > 0 or key.startswith("e2e."), (key, row["value"])
     targets = [row for row in rows.values() if row["target"]]
-    assert {row["key"] for row in targets} >= {"core.book10.orjson", "dataframes.max_rows_peak"}
+    assert {row["key"] for row in targets} >= {
+        "core.book10.orjson",
+        "dataframes.max_rows_peak",
+        "serve.client_rate",
+        "serve.widget_rate",
+    }
     assert all(row["status"] in ("met", "missed", "unavailable") for row in targets)
 
 
@@ -128,6 +136,7 @@ def test_printed_table_matches_the_written_files(quick_run: dict[str, Any]) -> N
         "responsive",
         "dataframes",
         "widgets",
+        "serve",
     }
 
 
