@@ -388,7 +388,7 @@ def screenshot(page: Page, name: str) -> Path:
     ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^\w.-]+", "_", name).strip("_") or "screenshot"
     path = ARTIFACTS_DIR / (stem if stem.endswith(".png") else f"{stem}.png")
-    page.screenshot(path=str(path), timeout=10_000)
+    page.screenshot(path=str(path), timeout=30_000)
     return path
 
 
