@@ -357,6 +357,11 @@ class ColumnarBuffer:
         """Start (or, with ``on=False``, stop) noting what is written: see :meth:`take_writes`."""
         self._write_log = WriteLog() if on else None
 
+    @property
+    def logging_writes(self) -> bool:
+        """Whether :meth:`log_writes` is on."""
+        return self._write_log is not None
+
     def take_writes(self) -> WriteLog:
         """What was written since the last call (empty when :meth:`log_writes` is off); forgets it."""
         log = self._write_log
@@ -365,18 +370,18 @@ class ColumnarBuffer:
         self._write_log = WriteLog()
         return log
 
-    def stored_rows(self, serials: Sequence[int]) -> tuple[np.ndarray, int]:
-        """Copies of the stored rows ``serials`` still kept, and how many of them were already dropped.
+    def stored_rows(self, serials: Sequence[int]) -> tuple[np.ndarray, npt.NDArray[np.int64]]:
+        """Copies of the stored rows ``serials`` that are still kept, and the serials of those.
 
         The copies are records of the buffer's storage dtype, in the order
-        given; rows that ``max_rows`` dropped are left out.
+        given; rows that ``max_rows`` dropped meanwhile are left out.
         """
-        at = np.asarray(serials, dtype=np.int64) - self._base
+        wanted = np.asarray(serials, dtype=np.int64)
+        at = wanted - self._base
         kept = (at >= self._start) & (at < self._stop)
-        lost = len(at) - int(np.count_nonzero(kept))
-        if lost:
-            at = at[kept]
-        return self._rows[at], lost
+        if not kept.all():
+            at, wanted = at[kept], wanted[kept]
+        return self._rows[at], wanted
 
     def categories(self) -> dict[str, list[str]]:
         """The values behind each categorical column's codes (copies), as stored rows use them."""
@@ -525,9 +530,7 @@ class ColumnarBuffer:
 
         return self._assemble(column, self._codes)
 
-    def _assemble(
-        self, column: Callable[[str], np.ndarray], categories: Mapping[str, Any]
-    ) -> pd.DataFrame:
+    def _assemble(self, column: Callable[[str], np.ndarray], categories: Mapping[str, Any]) -> pd.DataFrame:
         """The float frame of the columns ``column(name)`` gives (``categories[name]``: the codes' values)."""
         data: dict[str, Any] = {}
         for name, kind in self._fields:
