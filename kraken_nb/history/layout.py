@@ -36,6 +36,7 @@ __all__ = [
     "partition",
     "scan",
     "stale_parts",
+    "symbol_folders",
 ]
 
 TABLES: Final = ("trades", "ticker", "candles", "book_updates", "book_snapshots", "instruments")
@@ -96,6 +97,11 @@ def _folders(path: Path, key: str) -> Iterator[tuple[str, Path]]:
     for entry in entries:
         if entry.name.startswith(prefix) and entry.is_dir():
             yield entry.name[len(prefix) :], Path(entry.path)
+
+
+def symbol_folders(root: Path, table: str) -> dict[str, Path]:
+    """The symbols ``table`` holds data for, with their ``symbol=`` folders."""
+    return {decode_symbol(value): folder for value, folder in _folders(root / table, "symbol")}
 
 
 def scan(root: Path, table: str) -> list[Part]:
