@@ -131,7 +131,7 @@ def _start(run: Query, source: BookSource, snapshot: _Snapshot) -> OrderBook:
         {"seq": snapshot.seq, "kind": snapshot.kind, "day": day_of(snapshot.received_ns)},
     )
     book = _new_book(source, snapshot, levels)
-    entry = _entry(levels, 0, levels.num_rows, snapshot.checksum, snapshot.time_ns)
+    entry = _entry(source.symbol, levels, 0, levels.num_rows, snapshot.checksum, snapshot.time_ns)
     if not _apply(book, entry, levels, 0, levels.num_rows, snapshot=True):
         log.warning(
             "%s: the %s snapshot (seq %d) does not match its checksum; the book is not valid",
@@ -160,7 +160,9 @@ def _apply_updates(
     times = rows.column("time_ns").to_pylist()
     for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
         time_ns = times[start]
-        entry = _entry(rows, start, stop, checksums[start], NAT if time_ns is None else time_ns)
+        entry = _entry(
+            source.symbol, rows, start, stop, checksums[start], NAT if time_ns is None else time_ns
+        )
         if not _apply(book, entry, rows, start, stop, snapshot=False):
             log.warning(
                 "%s: recorded update seq %d does not match its checksum; the book is not valid",
@@ -172,7 +174,9 @@ def _apply_updates(
     return applied
 
 
-def _entry(rows: pa.Table, start: int, stop: int, checksum: int | None, time_ns: int) -> dict[str, Any]:
+def _entry(
+    symbol: str, rows: pa.Table, start: int, stop: int, checksum: int | None, time_ns: int
+) -> dict[str, Any]:
     """A book entry (as a message's ``data`` item) of rows ``start:stop``, numbers as floats."""
     part = rows.slice(start, stop - start)
     sides = part.column("side").to_pylist()
@@ -181,7 +185,7 @@ def _entry(rows: pa.Table, start: int, stop: int, checksum: int | None, time_ns:
     bids = [{"price": p, "qty": q} for s, p, q in zip(sides, prices, qtys, strict=True) if s == "bid"]
     asks = [{"price": p, "qty": q} for s, p, q in zip(sides, prices, qtys, strict=True) if s == "ask"]
     stamp = None if time_ns == NAT else format_rfc3339_ns(time_ns, 6 if time_ns % 1000 == 0 else 9)
-    return {"symbol": "", "bids": bids, "asks": asks, "checksum": checksum, "timestamp": stamp}
+    return {"symbol": symbol, "bids": bids, "asks": asks, "checksum": checksum, "timestamp": stamp}
 
 
 def _exact_entry(rows: pa.Table, start: int, stop: int, entry: dict[str, Any]) -> dict[str, Any]:
