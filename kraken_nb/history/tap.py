@@ -337,8 +337,10 @@ class HistoryTap(Tap):
         for entry in message.data:
             entries.setdefault(entry["symbol"], []).append(entry)
         for symbol, kinds in touched.items():
-            book = self.session.books.get(symbol)
             mine = entries.get(symbol, ())
+            if self._recorded(("book", symbol), received_ns, sum(map(_level_count, mine))):
+                continue
+            book = self.session.books.get(symbol)
             state = self._books.get(symbol)
             based = message.snapshot or (state is not None and not state.reset)
             if kinds == ["book"] and len(mine) == 1 and book is not None and book.valid and based:
@@ -381,18 +383,13 @@ class HistoryTap(Tap):
             self._add_book(symbol, BookBlock("reset", -1, NAT, received_ns, None, state.depth))
 
     def _add_book(self, symbol: str, block: BookBlock, *, new_seq: bool = True) -> None:
-        key = ("book", symbol)
-        prior = self._prior.get(key)
-        if prior is not None:
-            if block.received_ns <= prior.received:
-                self.counters["skipped_recorded"] += block.rows
-                return
-            del self._prior[key]
+        if self._recorded(("book", symbol), block.received_ns, block.rows):
+            return
         state = self._books.get(symbol)
         if state is None:
             state = self._books[symbol] = _Book()
         if new_seq:
-            block.seq = self._seq(key, 1)
+            block.seq = self._seq(("book", symbol), 1)
             state.last_seq, state.last_time, state.last_received = block.seq, block.time_ns, block.received_ns
         state.depth = block.depth if block.depth is not None else state.depth
         state.dirty = block.kind == "update"
@@ -418,17 +415,24 @@ class HistoryTap(Tap):
         if self._pairs.get(symbol) == row:
             return
         key = ("instruments", symbol)
-        prior = self._prior.get(key)
-        if prior is not None:
-            if received_ns <= prior.received:
-                self.counters["skipped_recorded"] += 1
-                return
-            del self._prior[key]
+        if self._recorded(key, received_ns, 1):
+            return
         self._pairs[symbol] = row
         self._pending.instruments[symbol].append({**row, "received": received_ns, "seq": self._seq(key, 1)})
         self._counted("instruments", symbol, 1)
 
     # -- bookkeeping ----------------------------------------------------------------
+
+    def _recorded(self, key: tuple[str, str], received_ns: int, rows: int) -> bool:
+        """Whether an earlier run recorded what stream ``key`` received at ``received_ns`` (then counted)."""
+        prior = self._prior.get(key)
+        if prior is None:
+            return False
+        if received_ns <= prior.received:
+            self.counters["skipped_recorded"] += rows
+            return True
+        del self._prior[key]  # past what was recorded: later rows are all new
+        return False
 
     def _seq(self, key: tuple[str, str], count: int) -> int:
         """The first of ``count`` new sequence numbers of stream ``key``."""
@@ -462,6 +466,11 @@ def _subset(exact: dict[str, dict[int, Exact]], mask: np.ndarray) -> dict[str, d
         name: {int(position[at]): value for at, value in values.items() if mask[at]}
         for name, values in exact.items()
     }
+
+
+def _level_count(entry: Mapping[str, Any]) -> int:
+    """The rows an entry's levels make."""
+    return len(entry.get("bids") or ()) + len(entry.get("asks") or ())
 
 
 def _levels(levels: Any) -> Levels:
