@@ -175,7 +175,7 @@ class HistoryTap(Tap):
             for key, p in self._prior.items()
             if p.trade_ids
         }
-        self._next_seq: dict[tuple[str, str], int] = {}
+        self._next_seq = {key: p.seq + 1 for key, p in self._prior.items()}
         self._roll_rows = roll_rows
         self._due = due
         self._signalled = False
@@ -436,10 +436,7 @@ class HistoryTap(Tap):
 
     def _seq(self, key: tuple[str, str], count: int) -> int:
         """The first of ``count`` new sequence numbers of stream ``key``."""
-        first = self._next_seq.get(key)
-        if first is None:
-            prior = self._prior.get(key)
-            first = 0 if prior is None else prior.seq + 1
+        first = self._next_seq.get(key, 0)
         self._next_seq[key] = first + count
         return first
 

@@ -64,9 +64,11 @@ def simulated(**sim_options: Any) -> Iterator[KrakenClient]:
         client.close()
 
 
-def subscribe_all(client: KrakenClient, symbols: list[str] = SYMBOLS) -> None:
-    """Trades, tickers, 1-minute candles and depth-10 books of ``symbols``."""
-    client.subscribe("trade", symbols)
+def subscribe_all(
+    client: KrakenClient, symbols: list[str] = SYMBOLS, *, trade_snapshot: bool = False
+) -> None:
+    """Trades (with the 50-trade snapshot if asked), tickers, 1-minute candles and depth-10 books."""
+    client.subscribe("trade", symbols, **({"snapshot": True} if trade_snapshot else {}))
     client.subscribe("ticker", symbols)
     client.subscribe("ohlc", symbols, interval=1)
     client.subscribe("book", symbols, depth=10)

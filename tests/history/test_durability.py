@@ -1,0 +1,145 @@
+"""Durability: a recorder killed with SIGKILL, restarted, out of disk space, or given an unusable folder."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kraken_nb import History, KrakenClient
+from kraken_nb.simulator import Simulator
+
+from .helpers import FAST_RECONNECT, SYMBOLS, parts, subscribe_all, wait_for
+
+CHILD = Path(__file__).with_name("kill_child.py")
+KILLS = 20
+ROLL_SECONDS = 0.1
+WRITE_ALLOWANCE = 0.5
+"""Seconds a roll may take on a busy shared machine (taking the rows, writing and renaming the parts)."""
+
+
+def _lines(process: subprocess.Popen[str], out: list[str], ready: threading.Event) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("ready"):
+            ready.set()
+        else:
+            out.append(line)
+
+
+@pytest.mark.timeout(300)
+def test_sigkill_at_random_points_leaves_a_readable_dataset_missing_at_most_one_roll(tmp_path: Path) -> None:
+    rng = random.Random(2024)
+    losses: list[int] = []
+    for run in range(KILLS):
+        root = tmp_path / f"run{run}"
+        process = subprocess.Popen(
+            [sys.executable, str(CHILD), str(root), str(run)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        lines: list[str] = []
+        ready = threading.Event()
+        reader = threading.Thread(target=_lines, args=(process, lines, ready), daemon=True)
+        reader.start()
+        try:
+            assert ready.wait(60), "the child did not start"
+            time.sleep(rng.uniform(0.15, 0.9))
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait(10)
+        reader.join(10)
+        samples = [tuple(map(float, line.split())) for line in lines if len(line.split()) == 2]
+        assert samples, "the child printed no counts"
+        times = np.array([t for t, _ in samples])
+        counts = np.array([n for _, n in samples])
+        last_time, last_count = times[-1], int(counts[-1])
+
+        with History(root) as history:
+            trades = history.trades()
+            assert history.skipped == []
+            book = history.book_at("BTC/USD", trades["received"].max()) if len(trades) else None
+        recorded = len(trades)
+        # Never more than was received, never a hole: each symbol's ids are a gapless run.
+        assert recorded <= last_count + 50, (recorded, last_count)
+        for _, ids in trades.groupby("symbol", observed=True)["trade_id"]:
+            assert ids.is_unique and (ids.diff().dropna() == 1).all()
+        # At most the rows of the last roll (plus one roll in flight) are lost.
+        received_before = int(counts[times <= last_time - ROLL_SECONDS - WRITE_ALLOWANCE].max(initial=0))
+        assert recorded >= received_before, (run, recorded, received_before, last_count)
+        losses.append(last_count - recorded)
+        if book is not None:
+            assert book.valid  # the book stream in the files is consistent up to the cut
+        complete = parts(root, "trades")
+        assert all(path.stat().st_size > 0 for path in complete)
+    logging.getLogger(__name__).info("trades lost per kill: %s", losses)
+
+
+def test_a_restarted_recorder_appends_without_duplicates_or_overwrites(tmp_path: Path) -> None:
+    simulator = Simulator(speed=20, seed=4)
+    url = simulator.start_in_thread()
+    try:
+        first_trades, _ = _record_once(simulator, url, tmp_path, first=True)
+        before = {path: path.read_bytes() for path in tmp_path.rglob("part-*.parquet")}
+        with History(tmp_path) as history:
+            first = {
+                table: history.sql(f"SELECT symbol, max(seq) AS seq FROM {table} GROUP BY symbol")
+                for table in ("trades", "ticker", "book_updates", "book_snapshots")
+            }
+        second_trades, stats = _record_once(simulator, url, tmp_path, first=False)
+    finally:
+        simulator.close()
+    assert stats["skipped_recorded"] >= 2 * 50  # the second client's trade snapshots
+    for path, content in before.items():
+        assert path.read_bytes() == content, f"{path} was overwritten"
+    with History(tmp_path) as history:
+        trades = history.trades()
+        for symbol in SYMBOLS:
+            mine = trades[trades["symbol"] == symbol]["trade_id"]
+            assert mine.is_unique and mine.is_monotonic_increasing, symbol
+            assert (mine.diff().dropna() == 1).all(), symbol  # nothing missed, nothing twice
+            assert len(set(first_trades[symbol]) & set(second_trades[symbol])) == 50  # the snapshot
+            assert set(mine) == set(first_trades[symbol]) | set(second_trades[symbol])
+        for table, earlier in first.items():
+            key = "symbol, seq, kind" if table == "book_snapshots" else "symbol, seq"
+            seqs = history.sql(f"SELECT DISTINCT {key} FROM {table}")
+            for _, row in earlier.iterrows():
+                mine = seqs[seqs["symbol"] == row["symbol"]]["seq"]
+                assert mine.max() > row["seq"], table  # the second run continued the numbering
+            if table in ("trades", "ticker"):
+                rows = history.sql(f"SELECT symbol, seq FROM {table}")
+                assert not rows.duplicated().any(), table  # no number used twice
+
+
+def _record_once(
+    simulator: Simulator, url: str, root: Path, *, first: bool
+) -> tuple[dict[str, list[int]], dict[str, object]]:
+    """Record with a fresh client: the trade ids it received per symbol, the recorder's stats.
+
+    The first run ends with the market paused; the second subscribes while it
+    still is, so its 50-trade snapshots are trades the first run recorded.
+    """
+    with KrakenClient(url, backoff=FAST_RECONNECT) as client:
+        client.wait_connected()
+        recorder = client.record_to(root, roll_seconds=0.2)
+        subscribe_all(client, trade_snapshot=True)
+        if not first:
+            simulator.resume()
+        wait_for(lambda: all(len(client.trades(s)) >= 80 for s in SYMBOLS))
+        if first:
+            simulator.pause()
+            time.sleep(0.3)  # let the frames in flight arrive
+        client.close()
+        stats = recorder.stats()
+        assert stats["state"] == "stopped"
+        return {symbol: client.trades(symbol)["trade_id"].tolist() for symbol in SYMBOLS}, stats
