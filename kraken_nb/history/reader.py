@@ -74,7 +74,13 @@ COLUMNS: Final[dict[str, list[tuple[str, str]]]] = {
     },
     "book_updates": [*_LEVELS, *_EXTRA],
     "book_snapshots": [*_LEVELS, ("depth", "BIGINT"), ("kind", "VARCHAR"), *_EXTRA],
-    "instruments": [("symbol", "VARCHAR"), ("received", "TIMESTAMPTZ_NS"), *_EXTRA],
+    "instruments": [
+        ("symbol", "VARCHAR"),
+        ("price_precision", "BIGINT"),
+        ("qty_precision", "BIGINT"),
+        ("received", "TIMESTAMPTZ_NS"),
+        *_EXTRA,
+    ],
 }
 """The columns of each view, in order, with their DuckDB types (instruments add every pair field)."""
 
@@ -160,6 +166,7 @@ class History:
         self.skipped: list[Path] = []
         """Parts left out because they are not readable Parquet files (each logged once)."""
         self._folders: dict[str, dict[str, Path]] = {}
+        self._empty: list[Path] = []
         self._stamps: dict[str, int] = {}
         self.refresh()
 
@@ -167,9 +174,15 @@ class History:
 
     def refresh(self) -> None:
         """Look for symbols recorded since this ``History`` was opened (methods do so when folders change)."""
+        self._empty = []
         for table in TABLES:
-            self._folders[table] = symbol_folders(self._root, table)
             self._stamps[table] = self._stamp(table)
+            self._folders[table] = {}
+            for symbol, folder in symbol_folders(self._root, table).items():
+                if _has_parts(folder):
+                    self._folders[table][symbol] = folder
+                else:  # created by a recorder killed before its first part was complete
+                    self._empty.append(folder)
         for table in TABLES:
             self._con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {self._source(table)}")
 
@@ -180,7 +193,8 @@ class History:
             return -1
 
     def _fresh(self) -> None:
-        if any(self._stamp(table) != self._stamps[table] for table in TABLES):
+        stale = any(self._stamp(table) != self._stamps[table] for table in TABLES)
+        if stale or any(_has_parts(folder) for folder in self._empty):
             self.refresh()
 
     @property
@@ -423,6 +437,8 @@ class History:
             yield pd.Timestamp(at, unit="ns", tz="UTC"), book
 
     def _precisions(self, symbol: str, received_ns: int) -> tuple[int, int] | None:
+        if symbol not in self._folders["instruments"]:
+            return None
         rows = self._run(
             lambda: (
                 f"""SELECT price_precision, qty_precision FROM {self._source("instruments", [symbol])}
@@ -458,6 +474,11 @@ class History:
 
     def __repr__(self) -> str:
         return f"<History {self.directory}>"
+
+
+def _has_parts(folder: Path) -> bool:
+    """Whether a ``symbol=`` folder holds at least one complete part."""
+    return next(folder.glob("date=*/part-*.parquet"), None) is not None
 
 
 def _minutes(interval: int | str | pd.Timedelta) -> int:

@@ -27,62 +27,83 @@ WRITE_ALLOWANCE = 0.5
 """Seconds a roll may take on a busy shared machine (taking the rows, writing and renaming the parts)."""
 
 
-def _lines(process: subprocess.Popen[str], out: list[str], ready: threading.Event) -> None:
-    assert process.stdout is not None
-    for line in process.stdout:
-        if line.startswith("ready"):
-            ready.set()
-        else:
-            out.append(line)
+class _Child:
+    """One recorder process to kill, and what it printed."""
+
+    def __init__(self, root: Path, seed: int) -> None:
+        self.root = root
+        self.process = subprocess.Popen(
+            [sys.executable, str(CHILD), str(root), str(seed)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.lines: list[str] = []
+        self.times = self.counts = np.zeros(0)
+        self.ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.startswith("ready"):
+                self.ready.set()
+            else:
+                self.lines.append(line)
+
+    def kill(self) -> tuple[np.ndarray, np.ndarray]:
+        """SIGKILL it; the (monotonic time, trades received) it printed."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+        self._reader.join(10)
+        samples = [tuple(map(float, line.split())) for line in self.lines if len(line.split()) == 2]
+        assert samples, "the child printed no counts"
+        return np.array([t for t, _ in samples]), np.array([n for _, n in samples])
 
 
 @pytest.mark.timeout(300)
 def test_sigkill_at_random_points_leaves_a_readable_dataset_missing_at_most_one_roll(tmp_path: Path) -> None:
     rng = random.Random(2024)
     losses: list[int] = []
-    for run in range(KILLS):
-        root = tmp_path / f"run{run}"
-        process = subprocess.Popen(
-            [sys.executable, str(CHILD), str(root), str(run)],
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        lines: list[str] = []
-        ready = threading.Event()
-        reader = threading.Thread(target=_lines, args=(process, lines, ready), daemon=True)
-        reader.start()
+    for pair in range(KILLS // 2):  # two at a time: the machine has two cores
+        children = [_Child(tmp_path / f"run{2 * pair + i}", 2 * pair + i) for i in range(2)]
         try:
-            assert ready.wait(60), "the child did not start"
-            time.sleep(rng.uniform(0.15, 0.9))
+            for child in children:
+                assert child.ready.wait(60), "the child did not start"
+            delays = sorted(rng.uniform(0.15, 0.9) for _ in children)
+            started = time.monotonic()
+            for child, delay in zip(children, delays, strict=True):
+                time.sleep(max(0.0, started + delay - time.monotonic()))
+                child.times, child.counts = child.kill()
         finally:
-            process.send_signal(signal.SIGKILL)
-            process.wait(10)
-        reader.join(10)
-        samples = [tuple(map(float, line.split())) for line in lines if len(line.split()) == 2]
-        assert samples, "the child printed no counts"
-        times = np.array([t for t, _ in samples])
-        counts = np.array([n for _, n in samples])
-        last_time, last_count = times[-1], int(counts[-1])
-
-        with History(root) as history:
-            trades = history.trades()
-            assert history.skipped == []
-            book = history.book_at("BTC/USD", trades["received"].max()) if len(trades) else None
-        recorded = len(trades)
-        # Never more than was received, never a hole: each symbol's ids are a gapless run.
-        assert recorded <= last_count + 50, (recorded, last_count)
-        for _, ids in trades.groupby("symbol", observed=True)["trade_id"]:
-            assert ids.is_unique and (ids.diff().dropna() == 1).all()
-        # At most the rows of the last roll (plus one roll in flight) are lost.
-        received_before = int(counts[times <= last_time - ROLL_SECONDS - WRITE_ALLOWANCE].max(initial=0))
-        assert recorded >= received_before, (run, recorded, received_before, last_count)
-        losses.append(last_count - recorded)
-        if book is not None:
-            assert book.valid  # the book stream in the files is consistent up to the cut
-        complete = parts(root, "trades")
-        assert all(path.stat().st_size > 0 for path in complete)
+            for child in children:
+                if child.process.poll() is None:
+                    child.process.kill()
+        for child in children:
+            losses.append(_check_killed(child.root, child.times, child.counts))
     logging.getLogger(__name__).info("trades lost per kill: %s", losses)
+
+
+def _check_killed(root: Path, times: np.ndarray, counts: np.ndarray) -> int:
+    """Check the dataset a killed recorder left; return how many trades it lost."""
+    last_time, last_count = times[-1], int(counts[-1])
+    with History(root) as history:
+        trades = history.trades()
+        assert history.skipped == []
+        book = history.book_at("BTC/USD", trades["received"].max()) if len(trades) else None
+    recorded = len(trades)
+    # Never more than was received, never a hole: each symbol's ids are a gapless run.
+    assert recorded <= last_count + 50, (recorded, last_count)
+    for _, ids in trades.groupby("symbol", observed=True)["trade_id"]:
+        assert ids.is_unique and (ids.diff().dropna() == 1).all()
+    # At most the rows of the last roll (plus one roll in flight) are lost.
+    received_before = int(counts[times <= last_time - ROLL_SECONDS - WRITE_ALLOWANCE].max(initial=0))
+    assert recorded >= received_before, (root, recorded, received_before, last_count)
+    if book is not None:
+        assert book.valid  # the book stream in the files is consistent up to the cut
+    assert all(path.stat().st_size > 0 for path in parts(root, "trades"))
+    return last_count - recorded
 
 
 def test_a_restarted_recorder_appends_without_duplicates_or_overwrites(tmp_path: Path) -> None:
