@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import random
+import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kraken_nb import History, KrakenClient
+from kraken_nb import DatasetError, History, KrakenClient
 from kraken_nb.simulator import Simulator
 
-from .helpers import FAST_RECONNECT, SYMBOLS, parts, subscribe_all, wait_for
+from .helpers import FAST_RECONNECT, SYMBOLS, parts, simulated, subscribe_all, wait_for
 
 CHILD = Path(__file__).with_name("kill_child.py")
 KILLS = 20
@@ -164,3 +166,115 @@ def _record_once(
         stats = recorder.stats()
         assert stats["state"] == "stopped"
         return {symbol: client.trades(symbol)["trade_id"].tolist() for symbol in SYMBOLS}, stats
+
+
+# -- a folder the recorder cannot use ---------------------------------------------------------
+
+
+def _no_space() -> None:
+    """In the child: no file may grow past 1,500 bytes (writes fail with EFBIG, as on a full disk ENOSPC)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1_500, 1_500))
+
+
+def test_a_full_disk_stops_the_cli_recorder_with_an_error(tmp_path: Path) -> None:
+    started = time.monotonic()
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kraken_nb.cli",
+            "record",
+            "--format",
+            "parquet",
+            "--simulator",
+            "--speed",
+            "20",
+            "--channel",
+            "book",
+            "--symbol",
+            "BTC/USD",
+            "--seconds",
+            "60",
+            "--roll-seconds",
+            "0.2",
+            "--out",
+            str(tmp_path / "data"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_no_space,
+    )
+    assert completed.returncode == 1, completed
+    assert "kraken-nb record: error: cannot write" in completed.stderr
+    assert "no space left" in completed.stderr
+    assert time.monotonic() - started < 50  # it stopped at the failure, not at --seconds
+    assert not list((tmp_path / "data").rglob("*.tmp"))  # the half-written part was removed
+
+
+def test_an_unusable_folder_is_a_clear_error_at_once(tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    with simulated() as client:
+        for where in (a_file, a_file / "below"):
+            with pytest.raises(DatasetError, match="cannot record to") as raised:
+                client.record_to(where)
+            assert raised.value.path == where
+        assert client.connection_state == "live"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kraken_nb.cli",
+            "record",
+            "--format",
+            "parquet",
+            "--simulator",
+            "--seconds",
+            "1",
+            "--out",
+            str(a_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 1 and "kraken-nb record: error: cannot record to" in completed.stderr
+
+
+def test_a_write_failing_later_stops_the_recorder_and_the_handle_reports_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with simulated() as client:
+        recorder = client.record_to(tmp_path, roll_seconds=0.1)
+        client.subscribe("trade", SYMBOLS)
+        wait_for(lambda: len(parts(tmp_path, "trades")) >= 2)
+        shutil.rmtree(tmp_path / "trades")
+        (tmp_path / "trades").write_text("the disk went read-only")  # every trades part now fails
+        wait_for(lambda: recorder.state == "failed")
+        assert isinstance(recorder.error, DatasetError)
+        assert "cannot write" in str(recorder.error) and "trades" in str(recorder.error)
+        stats = recorder.stats()
+        assert stats["state"] == "failed" and stats["error"] == str(recorder.error)
+        assert stats["rows_lost"] > 0
+        assert any(r.levelno == logging.ERROR and "stopped" in r.getMessage() for r in caplog.records)
+        with pytest.raises(DatasetError):
+            recorder.stop()
+        with pytest.raises(DatasetError):
+            recorder.stop()  # never silent, however often asked
+        count = len(client.trades())
+        wait_for(lambda: len(client.trades()) > count)  # the client itself goes on
+        again = client.record_to(tmp_path / "elsewhere", roll_seconds=0.1)  # the folder was released
+        again.stop()
+
+
+def test_one_recorder_per_folder_and_per_client(tmp_path: Path) -> None:
+    with simulated() as client, simulated() as other:
+        recorder = client.record_to(tmp_path)
+        with pytest.raises(DatasetError, match="being recorded by another recorder"):
+            other.record_to(tmp_path)
+        with pytest.raises(DatasetError, match="already has a recorder"):
+            client.record_to(tmp_path / "second")
+        recorder.stop()
+        other.record_to(tmp_path).stop()
