@@ -23,12 +23,13 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from kraken_nb.core.book import OrderBook
 from kraken_nb.core.buffers import CandleBuffer, TickerBuffer, TradeBuffer
@@ -95,6 +96,7 @@ _SOURCES: Final = ("auto", "ohlc", "trades")
 _PRICE_DIGITS: Final = Context(prec=80)
 
 Time = str | int | date | datetime | pd.Timestamp | np.datetime64
+T = TypeVar("T")
 
 
 def to_ns(when: Time, what: str = "time") -> int:
@@ -162,7 +164,9 @@ class History:
         if memory_limit is not None:
             config["memory_limit"] = memory_limit
         self._con: duckdb.DuckDBPyConnection = duckdb.connect(config=config)
-        self._error = duckdb.Error
+        self._duckdb_error = duckdb.Error
+        # What a damaged part raises (a plain Error for a corrupt footer); not SQL mistakes or overflows.
+        self._file_errors = (duckdb.IOException, duckdb.InvalidInputException)
         self.skipped: list[Path] = []
         """Parts left out because they are not readable Parquet files (each logged once)."""
         self._folders: dict[str, dict[str, Path]] = {}
@@ -183,6 +187,9 @@ class History:
                     self._folders[table][symbol] = folder
                 else:  # created by a recorder killed before its first part was complete
                     self._empty.append(folder)
+        self._retrying(self._create_views)
+
+    def _create_views(self) -> None:
         for table in TABLES:
             self._con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {self._source(table)}")
 
@@ -240,30 +247,54 @@ class History:
     def _run(
         self, sql: str | Callable[[], str], params: Mapping[str, Any] | Sequence[Any] | None = None
     ) -> pa.Table:
-        """Run a query; a part that turns out unreadable is skipped (with a warning) and the query rerun."""
+        """Run a query (``sql`` may build its text anew on each try) and return its rows."""
+        return self._retrying(
+            lambda: self._con.sql(sql() if callable(sql) else sql, params=params).to_arrow_table()
+        )
+
+    def _retrying(self, action: Callable[[], T]) -> T:
+        """``action()``; a part that turns out unreadable is left out (with a warning) and it runs again."""
         for _ in range(_MAX_SKIPS):
-            text = sql() if callable(sql) else sql
             try:
-                return self._con.sql(text, params=params).to_arrow_table()
-            except self._error as exc:
-                path = self._unreadable(exc)
-                if path is None:
+                return action()
+            except self._duckdb_error as exc:
+                bad = self._unreadable(exc) if self._about_files(exc) else []
+                if not bad:
                     raise
-                self._skip(path, exc)
+                for path in bad:
+                    reason = str(exc).splitlines()[0]
+                    log.warning("skipping %s: not a readable Parquet file (%s)", path, reason)
+                    self.skipped.append(path)
+                self._create_views()
         raise DatasetError(f"more than {_MAX_SKIPS} unreadable parts in {self.directory}", self.directory)
 
-    def _unreadable(self, exc: Exception) -> Path | None:
-        """The part of this dataset an error is about, if it names one."""
+    def _unreadable(self, exc: Exception) -> list[Path]:
+        """The parts an error is about: the one it names, else every part that does not read."""
         for found in _FILE.findall(str(exc)):
             path = Path(found).resolve()
             if self._root in path.parents and path not in self.skipped:
-                return path
-        return None
+                return [path]
+        parts = [path for path in self._parts() if path not in self.skipped]
+        damaged = [path for path in parts if not _footer_reads(path)]
+        return damaged or [path for path in parts if not self._readable(path)]
 
-    def _skip(self, path: Path, exc: Exception) -> None:
-        log.warning("skipping %s: not a readable Parquet file (%s)", path, str(exc).splitlines()[0])
-        self.skipped.append(path)
-        self.refresh()
+    def _about_files(self, exc: Exception) -> bool:
+        return isinstance(exc, self._file_errors) or type(exc) is self._duckdb_error
+
+    def _parts(self) -> Iterator[Path]:
+        for table in TABLES:
+            for part in scan(self._root, table):
+                yield part.path
+
+    def _readable(self, path: Path) -> bool:
+        """Whether DuckDB reads all of one part (the slow check, when the footers all read)."""
+        try:
+            self._con.sql(f"SELECT * FROM read_parquet({_quote(str(path))})").fetchall()
+        except self._duckdb_error as exc:
+            if self._about_files(exc):
+                return False
+            raise
+        return True
 
     def sql(
         self, query: str, params: Mapping[str, Any] | Sequence[Any] | None = None, *, exact: bool = True
@@ -474,6 +505,15 @@ class History:
 
     def __repr__(self) -> str:
         return f"<History {self.directory}>"
+
+
+def _footer_reads(path: Path) -> bool:
+    """Whether a part's footer (its schema and statistics) reads: the quick check of a damaged part."""
+    try:
+        pq.read_metadata(path)
+    except (OSError, pa.ArrowException):
+        return False
+    return True
 
 
 def _has_parts(folder: Path) -> bool:
