@@ -254,8 +254,11 @@ class History:
 
     def _retrying(self, action: Callable[[], T]) -> T:
         """``action()``; a part that turns out unreadable is left out (with a warning) and it runs again."""
+        rebuild = False
         for _ in range(_MAX_SKIPS):
             try:
+                if rebuild:
+                    self._create_views()
                 return action()
             except self._duckdb_error as exc:
                 bad = self._unreadable(exc) if self._about_files(exc) else []
@@ -265,7 +268,7 @@ class History:
                     reason = str(exc).splitlines()[0]
                     log.warning("skipping %s: not a readable Parquet file (%s)", path, reason)
                     self.skipped.append(path)
-                self._create_views()
+                rebuild = True
         raise DatasetError(f"more than {_MAX_SKIPS} unreadable parts in {self.directory}", self.directory)
 
     def _unreadable(self, exc: Exception) -> list[Path]:
