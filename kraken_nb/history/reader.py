@@ -586,6 +586,18 @@ def _decimals(column: pa.ChunkedArray, exact: bool) -> Any:
     raise DatasetError(f"a decimal column holds a value of more than 38 digits ({array.type})")
 
 
+def _categorical(name: str, column: pa.ChunkedArray) -> pd.Categorical:
+    """A string column as categories: the live frames' preset ones, else the values in order of appearance."""
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    values = encoded.dictionary.to_pylist()  # in order of first appearance
+    codes = pc.fill_null(encoded.indices.cast(pa.int32()), -1).to_numpy()
+    preset = _CATEGORIES.get(name) or (_BOOK_SIDES if name == "side" else None)
+    if preset is not None and set(values) <= set(preset):
+        codes = np.array([preset.index(v) for v in values] + [-1], dtype=np.int32)[codes]
+        values = list(preset)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(values, dtype="str"), validate=False)
+
+
 def _frame(rows: pa.Table, exact: bool, *, categorical: bool = False) -> pd.DataFrame:
     """``rows`` as pandas: times ``datetime64[ns, UTC]``, decimals exact or float, strings categories."""
     data: dict[str, Any] = {}
@@ -596,11 +608,7 @@ def _frame(rows: pa.Table, exact: bool, *, categorical: bool = False) -> pd.Data
         elif pa.types.is_decimal(kind):
             data[name] = _decimals(column, exact)
         elif categorical and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-            values = column.to_pylist()
-            categories = _CATEGORIES.get(name) or (_BOOK_SIDES if name == "side" else None)
-            if categories is None or not set(values) <= set(categories):
-                categories = list(dict.fromkeys(v for v in values if v is not None))
-            data[name] = pd.Categorical(values, categories=pd.Index(categories, dtype="str"))
+            data[name] = _categorical(name, column)
         else:
             data[name] = column.to_pandas()
     return pd.DataFrame(data, copy=False)
