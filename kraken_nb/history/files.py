@@ -38,19 +38,27 @@ PARQUET_OPTIONS: Final[dict[str, Any]] = {
 
 
 def encodings(schema: pa.Schema) -> dict[str, Any]:
-    """Per-column encodings: integers and times (sorted or nearly) delta-encoded, the rest dictionary-first.
+    """Per-column encodings: integers, times and decimals delta-encoded, the rest dictionary-first.
 
-    Delta encoding halves a trade part and its scan time next to dictionary
-    encoding of times and ids (measured: 21.8 → 13.0 bytes a trade). It is a
-    Parquet 2 encoding every current reader knows (Spark, polars, DuckDB).
+    Times and ids are sorted or nearly, and prices move by a few ticks, so
+    their deltas pack into few bits; decimals of up to 18 digits are INT64
+    (``store_decimal_as_integer``). Measured on 2 M synthetic trades against
+    dictionary encoding of those columns: 14.6 → 12.0 bytes a trade and a
+    1-minute VWAP scan 2.9× faster (``python -m benchmarks --only history``).
+    It is a Parquet 2 encoding every current reader knows (Spark, polars, DuckDB).
     """
-    delta = [
-        field.name for field in schema if pa.types.is_int64(field.type) or pa.types.is_timestamp(field.type)
-    ]
+    delta = [field.name for field in schema if _delta_packs(field.type)]
     return {
         "use_dictionary": [field.name for field in schema if field.name not in delta],
         "column_encoding": dict.fromkeys(delta, "DELTA_BINARY_PACKED"),
     }
+
+
+def _delta_packs(kind: pa.DataType) -> bool:
+    """Whether a column of this type is stored as INT64 (what delta encoding applies to)."""
+    if pa.types.is_decimal(kind):
+        return kind.precision <= 18
+    return pa.types.is_int64(kind) or pa.types.is_timestamp(kind)
 
 
 _PART: Final = re.compile(r"\.?part-(\d+)\.parquet(?:\.tmp)?")
@@ -125,6 +133,7 @@ class PartWriter:
                 pq.write_table(rows, handle, **PARQUET_OPTIONS, **encodings(rows.schema))
                 handle.flush()
                 os.fsync(handle.fileno())
+                size = os.fstat(handle.fileno()).st_size
             if final.exists():  # cannot happen while the lock is held; never overwrite
                 raise FileExistsError(errno.EEXIST, "a part with this number exists", str(final))
             os.rename(tmp, final)
@@ -137,7 +146,7 @@ class PartWriter:
             raise DatasetError(f"cannot write {final}: {_reason(exc)}", final) from exc
         self._next[folder] = number + 1
         self.files += 1
-        self.bytes += final.stat().st_size
+        self.bytes += size
         return final
 
     def _make(self, folder: Path) -> None:
