@@ -25,7 +25,7 @@ from .helpers import FAST_RECONNECT, SYMBOLS, parts, simulated, subscribe_all, w
 CHILD = Path(__file__).with_name("kill_child.py")
 KILLS = 20
 ROLL_SECONDS = 0.1
-WRITE_ALLOWANCE = 0.5
+WRITE_ALLOWANCE = 2.0  # a roll writes and fsyncs several parts and folders: slow on a busy shared disk
 """Seconds a roll may take on a busy shared machine (taking the rows, writing and renaming the parts)."""
 
 
@@ -73,7 +73,7 @@ def test_sigkill_at_random_points_leaves_a_readable_dataset_missing_at_most_one_
         try:
             for child in children:
                 assert child.ready.wait(60), "the child did not start"
-            delays = sorted(rng.uniform(0.15, 0.9) for _ in children)
+            delays = sorted(rng.uniform(0.3, 3.0) for _ in children)
             started = time.monotonic()
             for child, delay in zip(children, delays, strict=True):
                 time.sleep(max(0.0, started + delay - time.monotonic()))
