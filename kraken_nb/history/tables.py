@@ -26,7 +26,7 @@ from kraken_nb.core.buffers.exact import Exact
 from kraken_nb.history.layout import NS_PER_DAY, day_of
 from kraken_nb.history.tap import BOOK_KINDS, BookBlock, Pending
 
-__all__ = ["SIDES", "TIMESTAMP", "tables_of", "utc_timestamps"]
+__all__ = ["SIDES", "TIMESTAMP", "column_table", "tables_of", "utc_timestamps"]
 
 TIMESTAMP: Final = pa.timestamp("ns", tz="UTC")
 """The type of every time column."""
@@ -70,10 +70,23 @@ def _column_parts(
         [np.arange(b.first_seq, b.first_seq + len(b.records), dtype=np.int64) for b in blocks]
     )
     scales = {kind: pending.precisions.scale(kind, [symbol]) for kind in _KINDS}
-    frame = buffer.rows_frame(records, pending.categories[table], exact, scales).drop(columns="symbol")
-    rows = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
-    rows = rows.append_column("seq", pa.array(seq))
+    rows = column_table(buffer, records, pending.categories[table], exact, scales, seq)
     yield from _by_day(table, symbol, rows, records["received"])
+
+
+def column_table(
+    buffer: ColumnarBuffer,
+    records: np.ndarray,
+    categories: Mapping[str, Sequence[str]],
+    exact: Mapping[str, Mapping[int, Exact]],
+    scales: Mapping[str, int],
+    seq: np.ndarray,
+) -> pa.Table:
+    """A part's rows of one symbol: the buffer's ``exact=True`` frame of ``records`` without
+    ``symbol`` (the partition), plus ``seq``."""
+    frame = buffer.rows_frame(records, categories, exact, scales).drop(columns="symbol")
+    rows = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    return rows.append_column("seq", pa.array(seq, pa.int64()))
 
 
 def _book_parts(symbol: str, blocks: list[BookBlock], pending: Pending) -> Iterator[Part]:
