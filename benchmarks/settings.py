@@ -110,3 +110,15 @@ class Settings:
     def workload_scale(self) -> float:
         """Size of the notebook workload (1.0: about 0.1 s on a quiet core)."""
         return 0.2 if self.quick else 1.0
+
+    # -- history (Parquet dataset and DuckDB) -------------------------------------------------
+
+    @property
+    def vwap_trades(self) -> int:
+        """Synthetic trades of the 1-minute VWAP comparison."""
+        return 200_000 if self.quick else 10_000_000
+
+    @property
+    def vwap_span_s(self) -> int:
+        """Seconds of market time those trades span (across a UTC midnight, so two date partitions)."""
+        return 2 * 3_600 if self.quick else 2 * 86_400
