@@ -1,4 +1,4 @@
-"""The ``kraken-nb`` command: demo notebooks, the simulator, record, replay, convert and tail.
+"""The ``kraken-nb`` command: demo notebooks, the simulator, record, replay, convert, tail and serve.
 
 - ``kraken-nb demo [--check]``: open (or run headless) the quickstart notebook
 - ``kraken-nb sim --port N``: serve the simulator (as ``python -m kraken_nb.simulator``)
@@ -7,6 +7,7 @@
 - ``kraken-nb replay F [--serve]``: summarise a recording, or serve it over WebSocket at its pace
 - ``kraken-nb convert F --out DIR``: turn a recording into a Parquet dataset
 - ``kraken-nb tail SYMBOL``: a live ticker line in the terminal
+- ``kraken-nb serve``: the streams over REST (port 8080) and MCP (port 9090) until Ctrl-C or SIGTERM
 
 This module is the terminal's side of the package: it writes to stdout/stderr
 and returns exit codes; the file format lives in :mod:`kraken_nb.recording` and
@@ -27,6 +28,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -64,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``kraken-nb`` and its subcommands."""
     parser = argparse.ArgumentParser(
         prog="kraken-nb",
-        description="Live Kraken market data in Jupyter: demo, sim, record, replay, convert, tail.",
+        description="Live Kraken market data in Jupyter: demo, sim, record, replay, convert, tail, serve.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log lifecycle events to stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -112,6 +114,25 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("symbol", help="pair, e.g. BTC/USD")
     tail.add_argument("--seconds", type=float, help="stop after this many seconds (default: Ctrl-C)")
     _add_source_options(tail)
+
+    serve = sub.add_parser("serve", help="serve the streams over REST and MCP (one upstream connection)")
+    _add_source_options(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--rest-port", type=int, default=8080, help="REST port (default 8080; 0 picks one)")
+    serve.add_argument("--mcp-port", type=int, default=9090, help="MCP port (default 9090; 0 picks one)")
+    serve.add_argument(
+        "--api-key-env",
+        metavar="NAME",
+        help="environment variable holding the API key clients send as a bearer token "
+        "(required to bind anything but loopback)",
+    )
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another host name clients may address the server by (repeatable; DNS-rebinding check)",
+    )
     return parser
 
 
@@ -147,7 +168,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(args_list)
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    commands = {"demo": _demo, "record": _record, "replay": _replay, "convert": _convert, "tail": _tail}
+    commands = {
+        "demo": _demo,
+        "record": _record,
+        "replay": _replay,
+        "convert": _convert,
+        "tail": _tail,
+        "serve": _serve,
+    }
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:
@@ -489,6 +517,48 @@ def _tail(args: argparse.Namespace) -> int:
         finally:
             sys.stdout.write("\n")
             sys.stdout.flush()
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from kraken_nb.serve import require_extra
+
+    try:
+        require_extra()
+    except ModuleNotFoundError as exc:
+        print(f"kraken-nb serve: {exc}", file=sys.stderr)
+        return 2
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            print(f"kraken-nb serve: the environment variable {args.api_key_env} is not set", file=sys.stderr)
+            return 2
+    stop = threading.Event()
+    handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        client = KrakenClient.simulated(speed=args.speed) if args.simulator else KrakenClient(args.url)
+        with client:
+            handle = client.serve(
+                args.rest_port,
+                args.mcp_port,
+                host=args.host,
+                api_key=api_key,
+                allowed_hosts=args.allowed_host,
+            )
+            print(f"Streams of {client.url}", flush=True)
+            print(f"REST {handle.urls['rest']} (OpenAPI docs at {handle.urls['docs']})", flush=True)
+            print(f"MCP  {handle.urls['mcp']}", flush=True)
+            print(f'MCP client configuration: {{"type": "http", "url": "{handle.urls["mcp"]}"}}', flush=True)
+            print("Ctrl-C or SIGTERM stops.", flush=True)
+            while not stop.wait(0.25):
+                if not handle.running:
+                    print("kraken-nb serve: the servers stopped unexpectedly", file=sys.stderr)
+                    return 1
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    print("Stopped.", flush=True)
     return 0
 
 

@@ -39,6 +39,7 @@ from kraken_nb.history.recorder import DEFAULT_ROLL_ROWS, DEFAULT_ROLL_SECONDS, 
 from kraken_nb.transport import Clock, Transport
 
 if TYPE_CHECKING:
+    from kraken_nb.serve import Limits, ServeHandle
     from kraken_nb.simulator import Simulator
 
 __all__ = ["KRAKEN_WS_URL", "KrakenClient"]
@@ -115,6 +116,7 @@ class KrakenClient:
         )
         self._closed = False
         self._recorders: list[Recorder] = []
+        self._served: list[ServeHandle] = []
         self._dispatcher.start()
         self._transport.start()
         log.info("client started for %s", self.url)
@@ -156,10 +158,12 @@ class KrakenClient:
         if self._closed:
             return
         self._closed = True
+        with self._lock:
+            self._lock.notify_all()  # requests waiting for acks raise ClientClosed now
+        for handle in self._served:
+            handle.stop()
         self._dispatcher.close()
         self._transport.close()
-        with self._lock:
-            self._lock.notify_all()
         for recorder in self._recorders:
             try:
                 recorder.stop()  # writes what is pending
@@ -515,6 +519,8 @@ class KrakenClient:
 
         return remove
 
+    # -- recording ------------------------------------------------------------------
+
     def record_to(
         self,
         directory: str | PathLike[str],
@@ -536,6 +542,44 @@ class KrakenClient:
         )
         self._recorders.append(recorder)
         return recorder
+
+    # -- serving --------------------------------------------------------------------
+
+    def serve(
+        self,
+        rest_port: int = 8080,
+        mcp_port: int = 9090,
+        *,
+        host: str = "127.0.0.1",
+        api_key: str | None = None,
+        allowed_hosts: Iterable[str] = (),
+        limits: Limits | None = None,
+    ) -> ServeHandle:
+        """Serve this client's streams over REST and MCP in the background; return the handle.
+
+        ``handle.urls`` says where (``rest``, ``docs``, ``mcp``); ``handle.stop()``
+        or closing the client stops both servers. Port 0 picks a free one. Any
+        ``host`` other than loopback needs ``api_key``, then required as a bearer
+        token on both surfaces; ``allowed_hosts`` adds names clients may use in
+        ``Host`` (DNS-rebinding protection). Needs ``pip install "kraken_nb[serve]"``.
+        An assistant connected to the MCP server sees exactly what this client
+        and its widgets see; start serving before subscribing so that repeated
+        subscribes can be answered with Kraken's acks.
+        """
+        from kraken_nb.serve import serve
+
+        self._check_open()
+        handle = serve(
+            self,
+            rest_port=rest_port,
+            mcp_port=mcp_port,
+            host=host,
+            api_key=api_key,
+            allowed_hosts=allowed_hosts,
+            limits=limits,
+        )
+        self._served.append(handle)
+        return handle
 
     # -- widgets --------------------------------------------------------------------
 

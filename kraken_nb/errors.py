@@ -23,6 +23,7 @@ __all__ = [
     "MalformedMessage",
     "RecordingError",
     "RequestTimeout",
+    "ServeError",
     "ServerError",
     "SubscriptionRejected",
     "brief",
@@ -158,3 +159,18 @@ class ChecksumMismatch(KrakenError):
         self.expected = expected
         self.actual = actual
         super().__init__(f"{symbol} book checksum mismatch: server {expected}, local {actual}")
+
+
+class ServeError(KrakenError):
+    """A REST or MCP request that cannot be served, with its HTTP ``status`` and a clear ``detail``.
+
+    The REST surface answers it as ``application/problem+json`` (RFC 9457),
+    the MCP surface as a tool result with ``isError: true``. ``extra`` holds
+    further members of the problem document (e.g. the connection state).
+    """
+
+    def __init__(self, status: int, detail: str, **extra: Any) -> None:
+        self.status = status
+        self.detail = detail
+        self.extra = extra
+        super().__init__(detail)

@@ -92,10 +92,58 @@ QUICKSTART = [
     new_markdown_cell("Counters for the connection:"),
     new_code_cell('stats = client.stats()\nassert stats["messages"] > 0\nstats'),
     new_markdown_cell(
-        "Next: `02_dataframes.ipynb` (analysis with pandas) and `03_order_book.ipynb` "
-        "(the book in depth). Close the dashboard and the client when you are done:"
+        "## The same streams over REST and MCP\n\n"
+        "`client.serve()` serves this very client in the background, so a script in another "
+        "language, `curl`, or an assistant reads exactly what the widgets show, over the one "
+        "upstream connection. Port 0 picks free ports here (the defaults are 8080 and 9090); "
+        "`handle.urls` says where. Reading never subscribes: the book is subscribed above."
     ),
-    new_code_cell("dash.close()\nclient.close()"),
+    new_code_cell(
+        "import json\n"
+        "from urllib.request import Request, urlopen\n\n"
+        "handle = client.serve(rest_port=0, mcp_port=0)\n\n\n"
+        "def post(path, body):\n"
+        '    request = Request(handle.urls["rest"] + path, data=json.dumps(body).encode(),\n'
+        '                      headers={"Content-Type": "application/json"})\n'
+        "    with urlopen(request, timeout=30) as reply:\n"
+        '        return json.load(reply)["result"]\n\n\n'
+        "print(handle.urls)"
+    ),
+    new_markdown_cell(
+        "`POST /v1/streams/book/subscribe` without a cursor answers one snapshot message, in "
+        "Kraken's WebSocket shape, with the cursor to continue from; with `since` it answers the "
+        "messages after that cursor (`wait` long-polls until there is one):"
+    ),
+    new_code_cell(
+        'snapshot = post("/v1/streams/book/subscribe", {"channel": "book", "params": {"symbol": [SYMBOL]}})\n'
+        'entry = snapshot["messages"][0]["data"][0]\n'
+        'assert snapshot["messages"][0]["type"] == "snapshot" and entry["bids"][0]["price"] < entry["asks"][0]["price"]\n'
+        'print("cursor", snapshot["cursor"], "best bid", entry["bids"][0], "best ask", entry["asks"][0])\n\n'
+        'page = post("/v1/streams/book/subscribe",\n'
+        '            {"channel": "book", "params": {"symbol": [SYMBOL], "since": snapshot["cursor"], "wait": 10}})\n'
+        'assert page["messages"] and not page["gap"] and page["cursor"] > snapshot["cursor"]\n'
+        'print(len(page["messages"]), "book updates after the snapshot; next cursor", page["cursor"])'
+    ),
+    new_markdown_cell(
+        "The MCP server at `handle.urls[\"mcp\"]` offers the same operations as 12 tools; an "
+        'assistant is configured with `{"type": "http", "url": "<that URL>"}`. The official MCP '
+        "client calls one:"
+    ),
+    new_code_cell(
+        "from mcp import Client\n\n"
+        'async with Client(handle.urls["mcp"]) as assistant:\n'
+        "    tools = await assistant.list_tools()\n"
+        '    reply = await assistant.call_tool("receive-ticker-snapshot-and-updates",\n'
+        '                                      {"channel": "ticker", "params": {"symbol": [SYMBOL]}})\n'
+        "assert len(tools.tools) == 12 and not reply.is_error\n"
+        "print(reply.content[0].text)"
+    ),
+    new_markdown_cell(
+        "Next: `02_dataframes.ipynb` (analysis with pandas) and `03_order_book.ipynb` "
+        "(the book in depth). Close the dashboard, the servers and the client when you are done "
+        "(closing the client stops its servers too):"
+    ),
+    new_code_cell("dash.close()\nhandle.stop()\nclient.close()"),
 ]
 
 DATAFRAMES = [

@@ -49,6 +49,9 @@ EXPECTED_KEYS = (
     ]
     + ["ceiling.backlog"]
     + [f"responsive.{name}" for name in ("idle", "1k", "1k_widgets", "1k_offloaded", "5k", "5k_widgets")]
+    + [f"serve.{key}" for key in ("journal_book10", "journal_trade", "client_rate", "widget_rate")]
+    + [f"serve.{what}_{q}" for what in ("rest_delivery", "rest_read", "mcp_call") for q in ("p50", "p99")]
+    + ["serve.rest_requests", "serve.mcp_calls", "serve.sse_bytes"]
     + [
         f"history.{key}"
         for key in (
@@ -126,6 +129,8 @@ def test_every_row_is_present_with_finite_numbers(quick_run: dict[str, Any]) -> 
     assert {row["key"] for row in targets} >= {
         "core.book10.orjson",
         "dataframes.max_rows_peak",
+        "serve.client_rate",
+        "serve.widget_rate",
         "history.bytes_per_trade",
         "history.bytes_per_book_update",
         "history.vwap_duckdb",
@@ -150,6 +155,7 @@ def test_printed_table_matches_the_written_files(quick_run: dict[str, Any]) -> N
         "responsive",
         "dataframes",
         "widgets",
+        "serve",
         "history",
     }
 

@@ -763,9 +763,14 @@ class Session:
             return NAT
         try:
             ns = parse_rfc3339_ns(text)
+            if not 0 <= ns < 2**63:  # stored as int64 nanoseconds
+                raise MalformedMessage(f"book timestamp {text!r} is out of range")
         except MalformedMessage:
             self._log.warning(
-                f"book time {book.symbol}", "%s: book timestamp %r is not RFC3339", book.symbol, text
+                f"book time {book.symbol}",
+                "%s: book timestamp %r is not a usable RFC3339 time",
+                book.symbol,
+                text,
             )
             ns = NAT
         self._book_time = (text, ns)

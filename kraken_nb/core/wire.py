@@ -23,6 +23,7 @@ import orjson
 __all__ = [
     "EXACT_UNITS",
     "checksum_of",
+    "dumps_exact",
     "float_text",
     "level_text",
     "loads",
@@ -63,6 +64,23 @@ def loads_exact(text: str | bytes) -> Any:
         return _decode_exact(text)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+
+
+def dumps_exact(obj: Any) -> bytes:
+    """Encode ``obj`` as compact JSON, writing every ``Decimal`` as a bare number with all its digits.
+
+    The inverse of :func:`loads_exact` for the frames Kraken sends: ``1797.30``
+    stays ``1797.30`` (never a float's ``1797.3``, never a string). A number
+    Kraken wrote in exponent form (``1e-08``) comes back in plain notation
+    (``0.00000001``): the same value and digits.
+    """
+    return orjson.dumps(obj, default=_exact_number)
+
+
+def _exact_number(value: Any) -> orjson.Fragment:
+    if isinstance(value, Decimal) and value.is_finite():
+        return orjson.Fragment(format(value, "f"))
+    raise TypeError(f"cannot encode {type(value).__name__} as a JSON number: {value!r}")
 
 
 def to_decimal(value: Decimal | float | int | str) -> Decimal:

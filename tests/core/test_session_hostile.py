@@ -294,3 +294,19 @@ def test_an_ack_with_a_wrongly_typed_interval_leaves_the_call_waiting_and_the_se
     bad["result"]["interval"] = 5
     session.feed(json.dumps(bad), T0)
     assert session.call(call_id).done and session.is_subscribed("ohlc", "BTC/USD", 5)
+
+
+@pytest.mark.parametrize("stamp", ["9999-12-31T23:59:59Z", "1900-01-01T00:00:00Z", "not a time"])
+def test_a_book_timestamp_out_of_range_keeps_the_book_and_records_no_time(stamp):
+    session = connected_session()
+    session.subscribe(validate_subscription("book", "BTC/USD"))
+    answer_all(session)
+    session.feed(INSTRUMENT, T0)
+    snapshot = recorded_book()["snapshot"]
+    snapshot["data"][0]["timestamp"] = stamp
+    events = session.feed(json.dumps(snapshot), T0)
+    assert [e.kind for e in events] == ["book"]
+    assert session.counters["internal_errors"] == 0
+    assert session.books["BTC/USD"].valid
+    tops = session.book_tops.to_frame()
+    assert len(tops) == 1 and tops.time.isna().all() and tops.received.notna().all()
