@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from kraken_nb.core.book import OrderBook
@@ -93,7 +92,12 @@ class HistoryRange:
         start, end = self._book_span(symbol)
         if start is None or end is None:
             return []
-        instants = np.linspace(start, end, count).astype(np.int64).tolist() if end > start else [end]
+        if count < 1:
+            return []
+        if end > start and count > 1:  # integers: a float of ns since 1970 is off by up to 128 ns
+            instants = [start + (end - start) * i // (count - 1) for i in range(count)]
+        else:
+            instants = [end]
         return [(int(at.value), book) for at, book in self.history.books(symbol, instants)]
 
     def _book_span(self, symbol: str) -> tuple[int | None, int | None]:

@@ -78,7 +78,10 @@ def test_a_depth_heatmap_of_a_range_shows_books_sampled_over_it(recorded: dict[s
             assert heatmap.status == "history" and not heatmap.ticking
             columns = heatmap.history
             # the last instant is the end of the stream, where the book was lost (the client closed)
-            samples = [(t, book) for t, book in source.book_samples("BTC/USD", 12) if book.valid]
+            every = source.book_samples("BTC/USD", 12)
+            first = history.sql("SELECT epoch_ns(min(received)) AS ns FROM book_snapshots")["ns"].iloc[0]
+            assert every[0][0] == first and every[0][1] is not None  # to the ns: the first snapshot's book
+            samples = [(t, book) for t, book in every if book is not None and book.valid]
             assert len(columns) == len(samples) >= 10
             assert [column.t for column in columns] == [t // 1_000_000 for t, _ in samples]
             for column, (_, book) in zip(columns, samples, strict=True):
