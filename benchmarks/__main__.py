@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, str] = {
     "dataframes": "benchmarks.dataframes",
     "widgets": "benchmarks.widget_bandwidth",
     "serve": "benchmarks.serve",
+    "history": "benchmarks.history",
 }
 """Benchmark names and the modules whose ``run(settings)`` measures them, in running order."""
 

@@ -132,3 +132,15 @@ class Settings:
     def serve_readers(self) -> tuple[int, int, int, int]:
         """Book long-pollers, trade long-pollers, REST pollers and MCP pollers (50 in all)."""
         return (4, 3, 1, 2) if self.quick else (20, 15, 5, 10)
+
+    # -- history (Parquet dataset and DuckDB) -------------------------------------------------
+
+    @property
+    def vwap_trades(self) -> int:
+        """Synthetic trades of the 1-minute VWAP comparison."""
+        return 200_000 if self.quick else 10_000_000
+
+    @property
+    def vwap_span_s(self) -> int:
+        """Seconds of market time those trades span (across a UTC midnight, so two date partitions)."""
+        return 2 * 3_600 if self.quick else 2 * 86_400

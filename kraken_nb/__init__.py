@@ -12,6 +12,7 @@ from kraken_nb.errors import (
     ChecksumMismatch,
     ClientClosed,
     ConnectionFailed,
+    DatasetError,
     InvalidParams,
     KrakenError,
     MalformedMessage,
@@ -20,17 +21,21 @@ from kraken_nb.errors import (
     ServerError,
     SubscriptionRejected,
 )
+from kraken_nb.history import History, Recorder
 
 __all__ = [
     "KRAKEN_WS_URL",
     "ChecksumMismatch",
     "ClientClosed",
     "ConnectionFailed",
+    "DatasetError",
+    "History",
     "InvalidParams",
     "KrakenClient",
     "KrakenError",
     "MalformedMessage",
     "OrderBook",
+    "Recorder",
     "RecordingError",
     "RequestTimeout",
     "ServerError",

@@ -1,9 +1,11 @@
-"""The ``kraken-nb`` command: demo notebooks, the simulator, record, replay, tail and serve.
+"""The ``kraken-nb`` command: demo notebooks, the simulator, record, replay, convert, tail and serve.
 
 - ``kraken-nb demo [--check]``: open (or run headless) the quickstart notebook
 - ``kraken-nb sim --port N``: serve the simulator (as ``python -m kraken_nb.simulator``)
 - ``kraken-nb record --out F``: write raw frames with receive times to a gzip JSON-lines file
+  (``--format parquet``: record a hive-partitioned Parquet dataset into the folder F)
 - ``kraken-nb replay F [--serve]``: summarise a recording, or serve it over WebSocket at its pace
+- ``kraken-nb convert F --out DIR``: turn a recording into a Parquet dataset
 - ``kraken-nb tail SYMBOL``: a live ticker line in the terminal
 - ``kraken-nb serve``: the streams over REST (port 8080) and MCP (port 9090) until Ctrl-C or SIGTERM
 
@@ -39,11 +41,13 @@ from websockets.exceptions import WebSocketException
 
 from kraken_nb.client import KRAKEN_WS_URL, KrakenClient
 from kraken_nb.connect import SOURCE_ENV, kraken_reachable
-from kraken_nb.core.params import validate_subscription
+from kraken_nb.core.params import Subscription, validate_subscription
 from kraken_nb.core.redaction import RedactingLogger, redact, redact_url
 from kraken_nb.core.session import Session
 from kraken_nb.errors import KrakenError
+from kraken_nb.history.recorder import DEFAULT_ROLL_ROWS, DEFAULT_ROLL_SECONDS, Recorder
 from kraken_nb.recording import (
+    Frame,
     RecordingHeader,
     RecordingReader,
     RecordingWriter,
@@ -62,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``kraken-nb`` and its subcommands."""
     parser = argparse.ArgumentParser(
         prog="kraken-nb",
-        description="Live Kraken market data in Jupyter: demo, sim, record, replay, tail, serve.",
+        description="Live Kraken market data in Jupyter: demo, sim, record, replay, convert, tail, serve.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log lifecycle events to stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -77,8 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("sim", help="serve the simulator (all options: kraken-nb sim --help)", add_help=False)
 
-    record = sub.add_parser("record", help="record raw frames to a .jsonl.gz file")
-    record.add_argument("--out", required=True, type=Path, help="output file (.jsonl.gz)")
+    record = sub.add_parser("record", help="record raw frames to a .jsonl.gz file, or a Parquet dataset")
+    record.add_argument(
+        "--out", required=True, type=Path, help="output file (.jsonl.gz), or folder (parquet)"
+    )
+    record.add_argument(
+        "--format",
+        choices=("jsonl", "parquet"),
+        default="jsonl",
+        help="jsonl: raw frames as gzip JSON lines (default); parquet: a hive-partitioned dataset",
+    )
+    _add_roll_options(record)
     record.add_argument("--channel", action="append", help="channel to record (repeatable; default trade)")
     record.add_argument("--symbol", action="append", help="symbol (repeatable; default BTC/USD)")
     record.add_argument("--depth", type=int, help="book depth (book channel)")
@@ -91,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay_cmd.add_argument("--serve", action="store_true", help="serve it on loopback instead")
     replay_cmd.add_argument("--port", type=int, default=8765, help="port for --serve; 0 picks a free one")
     replay_cmd.add_argument("--speed", type=float, default=1.0, help="pace multiplier for --serve")
+
+    convert = sub.add_parser("convert", help="turn a .jsonl.gz recording into a Parquet dataset")
+    convert.add_argument("file", type=Path, help="a recording made by kraken-nb record")
+    convert.add_argument("--out", required=True, type=Path, help="dataset folder (created if missing)")
+    _add_roll_options(convert)
 
     tail = sub.add_parser("tail", help="a live ticker line for SYMBOL in the terminal")
     tail.add_argument("symbol", help="pair, e.g. BTC/USD")
@@ -118,6 +136,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_roll_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--roll-seconds",
+        type=float,
+        default=DEFAULT_ROLL_SECONDS,
+        help=f"parquet: seconds of data per part file (default {DEFAULT_ROLL_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--roll-rows",
+        type=int,
+        default=DEFAULT_ROLL_ROWS,
+        help=f"parquet: start a new part file after this many rows (default {DEFAULT_ROLL_ROWS})",
+    )
+
+
 def _add_source_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--url", default=KRAKEN_WS_URL, help=f"WebSocket URL (default {KRAKEN_WS_URL})")
@@ -135,7 +168,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(args_list)
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    commands = {"demo": _demo, "record": _record, "replay": _replay, "tail": _tail, "serve": _serve}
+    commands = {
+        "demo": _demo,
+        "record": _record,
+        "replay": _replay,
+        "convert": _convert,
+        "tail": _tail,
+        "serve": _serve,
+    }
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:
@@ -279,6 +319,8 @@ def _record(args: argparse.Namespace) -> int:
         subscriptions.append(
             validate_subscription(channel, None if channel == "instrument" else symbols, **params)
         )
+    if args.format == "parquet":
+        return _record_dataset(args, subscriptions)
     with _source(args) as url:
         header = RecordingHeader(
             url=redact_url(url),  # a recording never stores credentials
@@ -342,6 +384,30 @@ class _Recorder:
                     print(f"The server closed the connection: {redact(str(exc), self.url)}", file=sys.stderr)
 
 
+def _record_dataset(args: argparse.Namespace, subscriptions: list[Subscription]) -> int:
+    """Record with a client (which reconnects and resubscribes) into a Parquet dataset folder."""
+    with _source(args) as url, KrakenClient(url) as client:
+        recorder = client.record_to(args.out, roll_seconds=args.roll_seconds, roll_rows=args.roll_rows)
+        print(f"Recording to the Parquet dataset {args.out} from {client.url}", flush=True)
+        client.wait_connected()
+        for subscription in subscriptions:
+            client.subscribe(subscription.channel, subscription.symbols or None, **subscription.params)
+        deadline = math.inf if args.seconds is None else time.monotonic() + args.seconds
+        with contextlib.suppress(KeyboardInterrupt):
+            while recorder.running and time.monotonic() < deadline:
+                time.sleep(min(0.2, max(deadline - time.monotonic(), 0)))
+        recorder.stop()  # raises the DatasetError that stopped it, if any
+        _print_dataset(recorder.stats())
+    return 0
+
+
+def _print_dataset(stats: dict[str, Any]) -> None:
+    rows = ", ".join(f"{table} {count}" for table, count in stats["rows"].items() if count) or "no rows"
+    print(f"Wrote {stats['files']} files ({stats['bytes']:,} bytes) to {stats['directory']}: {rows}")
+    if stats["skipped_recorded"]:
+        print(f"Skipped {stats['skipped_recorded']} rows the dataset already held")
+
+
 @contextlib.contextmanager
 def _source(args: argparse.Namespace) -> Iterator[str]:
     """Yield the URL to use: ``--url``, or an embedded simulator's while the block runs."""
@@ -394,13 +460,39 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warn_if_truncated(reader: RecordingReader) -> None:
+def _warn_if_truncated(reader: RecordingReader, command: str = "replay") -> None:
     if reader.truncated:
         print(
-            f"kraken-nb replay: warning: {reader.path} is truncated after line {reader.lines}; "
-            "replaying the frames before the cut",
+            f"kraken-nb {command}: warning: {reader.path} is truncated after line {reader.lines}; "
+            f"{command}ing the frames before the cut",
             file=sys.stderr,
         )
+
+
+# -- convert ----------------------------------------------------------------------------
+
+
+def _convert(args: argparse.Namespace) -> int:
+    """Feed a recording through a Session with the recorder's tap attached, as live, rolling on its times."""
+    with RecordingReader(args.file) as reader:
+        session = Session()
+        recorder = Recorder(
+            session, args.out, roll_seconds=args.roll_seconds, roll_rows=args.roll_rows, background=False
+        )
+
+        def frames() -> Iterator[Frame]:
+            for frame in reader:
+                yield frame
+                recorder.poll(frame.t)  # the frame was fed by now
+
+        try:
+            summary = replay(reader.header, frames(), session)
+        finally:
+            recorder.stop()
+        _warn_if_truncated(reader, "convert")
+    print(f"Converted {summary.frames} frames of {args.file}")
+    _print_dataset(recorder.stats())
+    return 0
 
 
 # -- tail ----------------------------------------------------------------------------------

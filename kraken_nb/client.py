@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from decimal import Decimal
+from os import PathLike
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -29,10 +30,12 @@ from kraken_nb.dispatch import Dispatcher, EventStream
 from kraken_nb.errors import (
     ClientClosed,
     ConnectionFailed,
+    DatasetError,
     InvalidParams,
     RequestTimeout,
     SubscriptionRejected,
 )
+from kraken_nb.history.recorder import DEFAULT_ROLL_ROWS, DEFAULT_ROLL_SECONDS, Recorder
 from kraken_nb.transport import Clock, Transport
 
 if TYPE_CHECKING:
@@ -112,6 +115,7 @@ class KrakenClient:
             max_size=max_size,
         )
         self._closed = False
+        self._recorders: list[Recorder] = []
         self._served: list[ServeHandle] = []
         self._dispatcher.start()
         self._transport.start()
@@ -160,6 +164,11 @@ class KrakenClient:
             handle.stop()
         self._dispatcher.close()
         self._transport.close()
+        for recorder in self._recorders:
+            try:
+                recorder.stop()  # writes what is pending
+            except DatasetError as error:
+                log.warning("recorder %s had failed: %s", recorder.directory, error)
         if self.simulator is not None:
             self.simulator.close()
         log.info("client closed")
@@ -509,6 +518,30 @@ class KrakenClient:
                 self._session.remove_tap(tap)
 
         return remove
+
+    # -- recording ------------------------------------------------------------------
+
+    def record_to(
+        self,
+        directory: str | PathLike[str],
+        *,
+        roll_seconds: float = DEFAULT_ROLL_SECONDS,
+        roll_rows: int = DEFAULT_ROLL_ROWS,
+    ) -> Recorder:
+        """Record every stream into a Parquet dataset at ``directory`` until ``.stop()`` (or ``close()``).
+
+        Returns the :class:`~kraken_nb.history.Recorder` handle (``stop()``,
+        ``stats()``, ``state``, ``error``). Files roll every ``roll_seconds``
+        or ``roll_rows`` rows; read them with :class:`kraken_nb.History`. A
+        folder that cannot be written raises ``DatasetError``; a write that
+        fails later stops the recorder and is reported by the handle.
+        """
+        self._check_open()
+        recorder = Recorder(
+            self._session, directory, lock=self._lock, roll_seconds=roll_seconds, roll_rows=roll_rows
+        )
+        self._recorders.append(recorder)
+        return recorder
 
     # -- serving --------------------------------------------------------------------
 

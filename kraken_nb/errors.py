@@ -16,6 +16,7 @@ __all__ = [
     "ChecksumMismatch",
     "ClientClosed",
     "ConnectionFailed",
+    "DatasetError",
     "InexactNumber",
     "InvalidParams",
     "KrakenError",
@@ -112,6 +113,18 @@ class InexactNumber(MalformedMessage):
 
 class RecordingError(KrakenError, ValueError):
     """A recording file is not in the expected format; names the file and line."""
+
+
+class DatasetError(KrakenError):
+    """A Parquet dataset cannot be read or written: a missing or unwritable folder, a full disk.
+
+    ``path`` names the folder or file concerned; the ``OSError`` behind it,
+    if any, is the ``__cause__``.
+    """
+
+    def __init__(self, message: str, path: object = None) -> None:
+        self.path = path
+        super().__init__(message)
 
 
 class ServerError(KrakenError):

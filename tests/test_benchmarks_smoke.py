@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +52,20 @@ EXPECTED_KEYS = (
     + [f"serve.{key}" for key in ("journal_book10", "journal_trade", "client_rate", "widget_rate")]
     + [f"serve.{what}_{q}" for what in ("rest_delivery", "rest_read", "mcp_call") for q in ("p50", "p99")]
     + ["serve.rest_requests", "serve.mcp_calls", "serve.sse_bytes"]
+    + [
+        f"history.{key}"
+        for key in (
+            "record_trade",
+            "record_book10",
+            "bytes_per_trade",
+            "bytes_per_book_update",
+            "vwap_duckdb",
+            "vwap_duckdb_memory",
+            "vwap_pandas_memory",
+            "vwap_pandas_load",
+            "candles_from_trades",
+        )
+    ]
 )
 # Rows that depend on an optional package (the "bench" extra), and the module each needs.
 OPTIONAL = {
@@ -116,6 +131,10 @@ def test_every_row_is_present_with_finite_numbers(quick_run: dict[str, Any]) -> 
         "dataframes.max_rows_peak",
         "serve.client_rate",
         "serve.widget_rate",
+        "history.bytes_per_trade",
+        "history.bytes_per_book_update",
+        "history.vwap_duckdb",
+        "history.vwap_duckdb_memory",
     }
     assert all(row["status"] in ("met", "missed", "unavailable") for row in targets)
 
@@ -137,14 +156,16 @@ def test_printed_table_matches_the_written_files(quick_run: dict[str, Any]) -> N
         "dataframes",
         "widgets",
         "serve",
+        "history",
     }
 
 
 @pytest.mark.timeout(360)
 def test_the_run_generated_and_cached_every_corpus(quick_run: dict[str, Any]) -> None:
     names = {name.split("-", 1)[0] for name in quick_run["corpus"]}
-    assert names == {"book10", "book1000", "trade", "ticker", "ohlc", "program"}
-    assert all(name.endswith(".jsonl.gz") for name in quick_run["corpus"])
+    assert names == {"book10", "book1000", "trade", "ticker", "ohlc", "program", "vwap"}
+    frames = [name for name in quick_run["corpus"] if not name.startswith("vwap-")]
+    assert all(name.endswith(".jsonl.gz") for name in frames)
 
 
 def test_book_corpus_is_deterministic_and_its_checksums_verify() -> None:
@@ -252,3 +273,45 @@ def test_the_notebook_workload_is_fixed_and_timed() -> None:
     run = workload(0.05)
     first, second = run(), run()
     assert first > 0 and second > 0
+
+
+# -- history (Parquet dataset and DuckDB) ------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+def test_the_vwap_contenders_get_the_same_rows_and_agree(tmp_path: Path) -> None:
+    from benchmarks.history import VWAP_SQL, check_vwap, pandas_vwap
+    from benchmarks.synthetic_trades import SYMBOL, cached_dataset, float_frame
+    from kraken_nb.history import History
+
+    settings = Settings(quick=True, corpus_dir=tmp_path)
+    root, records = cached_dataset(settings)
+    frame = float_frame(records)
+    assert len(frame) == settings.vwap_trades
+    assert {p.parent.name for p in root.rglob("*.parquet")} == {"date=2024-12-31", "date=2025-01-01"}
+    with History(root) as history:
+        recorded = history.trades(SYMBOL)
+        pd.testing.assert_frame_equal(recorded, frame)
+        duck = history.sql(VWAP_SQL, {"symbol": SYMBOL}, exact=False)
+    vwap = pandas_vwap(frame)
+    assert len(vwap) == settings.vwap_span_s // 60
+    check_vwap(duck, vwap, "pandas")  # raises when they differ
+    with pytest.raises(RuntimeError, match="disagree on the VWAP"):
+        check_vwap(duck, vwap * (1 + 1e-6), "pandas")
+    again, _ = cached_dataset(settings)
+    assert again == root and (root / "complete").exists()  # written once, then reused
+
+
+def test_peak_rss_sees_what_numpy_and_duckdb_allocate() -> None:
+    import duckdb
+
+    from benchmarks.memory import peak_rss
+
+    total, _, peak = peak_rss(lambda: float(np.ones(40_000_000).sum()))  # 320 MB, freed on return
+    assert total == 40_000_000 and peak >= 250e6
+    _, _, small = peak_rss(lambda: sum(range(1000)))
+    assert small < 50e6
+    con = duckdb.connect()
+    sort = "SELECT max(x) FROM (SELECT range AS x FROM range(8000000) ORDER BY hash(range) LIMIT 7999999)"
+    top, _, duck = peak_rss(lambda: con.execute(sort).fetchall())
+    assert top is not None and duck >= 40e6  # DuckDB's own buffers, which tracemalloc cannot see

@@ -20,7 +20,7 @@ import traitlets
 from kraken_nb.errors import KrakenError
 from kraken_nb.widgets.scheduler import Task, shared_scheduler
 
-__all__ = ["STATIC", "StreamWidget", "client_status", "frontend", "status_detail"]
+__all__ = ["STATIC", "StreamWidget", "client_status", "frontend", "is_static", "status_detail"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,9 @@ STATUS_VALUES = (
     "cancel_only",
     "post_only",
     "book invalid",
+    "history",
 )
-"""Every value the ``status`` trait can take."""
+"""Every value the ``status`` trait can take (``history``: drawn once from a recorded dataset)."""
 
 
 class _Client(Protocol):
@@ -52,6 +53,11 @@ class _Client(Protocol):
 
     @property
     def failure(self) -> Any: ...
+
+
+def is_static(client: Any) -> bool:
+    """Whether a widget's source never changes (a recorded range: drawn once, no ticks)."""
+    return getattr(client, "live", True) is False
 
 
 def frontend(name: str) -> tuple[str, str]:
@@ -70,7 +76,10 @@ def frontend(name: str) -> tuple[str, str]:
 
 
 def status_detail(client: _Client, status: str) -> str:
-    """The line shown next to the status: for ``failed``, the close code and the server's reason."""
+    """The line shown next to the status: for ``failed``, the close code and the server's reason;
+    for ``history``, the recorded range shown."""
+    if status == "history":
+        return str(getattr(client, "detail", ""))
     failure = getattr(client, "failure", None) if status == "failed" else None
     if failure is None:
         return ""
@@ -114,7 +123,10 @@ class StreamWidget(anywidget.AnyWidget):
     # -- lifecycle ------------------------------------------------------------------
 
     def _start(self, rate_hz: float) -> None:
-        """Register the tick with the shared scheduler and take a first look at the client."""
+        """Register the tick with the shared scheduler (a static source is read once, here, instead)."""
+        if is_static(self._client):
+            self.tick()
+            return
         self._task = shared_scheduler().add(self.tick, rate_hz, name=type(self).__name__)
         self.rate_hz = float(rate_hz)
         logger.debug("%r ticking at %s Hz", self, rate_hz)

@@ -50,6 +50,9 @@ class CandleChart(StreamWidget):
     ``interval``), ``interval`` (minutes, one of Kraken's OHLC intervals),
     ``window`` (bars kept, default 200) and ``rate_hz`` (default 4). Synced
     state: ``symbol``, ``interval``, ``window``, ``price_precision``, ``status``.
+
+    ``client`` may be a recorded range (``History(DIR).range(start, end)``):
+    the chart then shows that range's last ``window`` candles, once.
     """
 
     _esm = _ESM

@@ -27,7 +27,7 @@ import traitlets
 
 from kraken_nb.core.params import BOOK_DEPTHS, validate_symbol
 from kraken_nb.errors import InvalidParams
-from kraken_nb.widgets.base import StreamWidget, client_status, frontend
+from kraken_nb.widgets.base import StreamWidget, client_status, frontend, is_static
 
 __all__ = ["DepthColumn", "DepthHeatmap", "bin_levels", "grid_step"]
 
@@ -121,6 +121,9 @@ class DepthHeatmap(StreamWidget):
     ``depth``, ``columns``, ``price_rows``, ``price_lo``, ``price_step``,
     ``price_precision``, ``qty_precision``, ``status`` (``book invalid`` while the
     book is not valid).
+
+    ``client`` may be a recorded range (``History(DIR).range(start, end)``):
+    the heatmap then shows ``columns`` books sampled evenly over it, once.
     """
 
     _esm = _ESM
@@ -158,6 +161,12 @@ class DepthHeatmap(StreamWidget):
         self._history: deque[DepthColumn] = deque(maxlen=columns)
         self._pending: DepthColumn | None = None
         self.depth = self._subscribe_book(symbol, depth)
+        if is_static(client):  # a recorded range: its columns, sampled evenly over the range
+            for t_ns, book in client.book_samples(symbol, columns):
+                if book is not None:
+                    self._book_valid = bool(book.valid)
+                    self._add_column(book, t_ns // 1_000_000)
+            self._pending = None
         self._start(rate_hz)
 
     def _subscribe_book(self, symbol: str, depth: int) -> int:
@@ -211,7 +220,11 @@ class DepthHeatmap(StreamWidget):
             return
         self._version = version
         self._book_valid = bool(book.valid)
-        if not self._book_valid:
+        self._add_column(book, time.time_ns() // 1_000_000)
+
+    def _add_column(self, book: Any, t_ms: int) -> None:
+        """Bin a valid book's levels into a new column at ``t_ms`` (ms since the epoch)."""
+        if not book.valid:
             return
         bid_px, bid_qty, ask_px, ask_qty = book.depth_arrays(self.depth)
         if len(bid_px) == 0 or len(ask_px) == 0:
@@ -223,7 +236,7 @@ class DepthHeatmap(StreamWidget):
         else:
             self._recentre(mid)
         column = DepthColumn(
-            t=time.time_ns() // 1_000_000,
+            t=t_ms,
             best_bid=best_bid,
             best_ask=best_ask,
             mid=mid,

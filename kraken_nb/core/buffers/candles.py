@@ -114,6 +114,8 @@ class CandleBuffer(ColumnarBuffer):
             self._version += 1
             self._symbol_versions[code] += 1
             self._upserts += 1
+            if self._write_log is not None:
+                self._write_log.serials.append(self._base + at)
             return False
         self._index[key] = self._write(values, code)
         self._appends += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from operator import index as as_int
 from typing import Any, ClassVar
@@ -22,7 +22,7 @@ import pandas as pd
 from kraken_nb.core.buffers.exact import Exact, ExactRow, ExactValues, Precisions, decimal_array, float_holds
 from kraken_nb.errors import InvalidParams, MalformedMessage
 
-__all__ = ["NAT", "ColumnarBuffer"]
+__all__ = ["NAT", "ColumnarBuffer", "WriteLog"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,26 @@ class _Codes(dict[str, int]):
         return code
 
 
+class WriteLog:
+    """What a buffer wrote since it was last asked: row serials and the exact values it kept.
+
+    ``serials`` lists the serial of every row written (appended or, for
+    candles, overwritten), in order; ``exact`` every exact value kept as
+    ``(serial, field, value)``, also for values resolved after their row was
+    written. The Parquet recorder reads these after each frame
+    (:meth:`ColumnarBuffer.take_writes`).
+    """
+
+    __slots__ = ("exact", "serials")
+
+    def __init__(self) -> None:
+        self.serials: list[int] = []
+        self.exact: list[tuple[int, str, Exact]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.serials or self.exact)
+
+
 def _check_last(last: int | None) -> int | None:
     if last is None:
         return None
@@ -155,6 +175,7 @@ class ColumnarBuffer:
         self.suspects: list[tuple[int, int, str, float]] = []
         """Floats that may have lost digits, ``(serial, position, field, value)``: see ``take_suspects``."""
         self._field_index = {name: index for index, (name, _) in enumerate(self._fields)}
+        self._write_log: WriteLog | None = None
 
     # -- state ------------------------------------------------------------
 
@@ -251,6 +272,8 @@ class ColumnarBuffer:
         self._stop = at + 1
         self._version += 1
         self._symbol_versions[symbol_code] += 1
+        if self._write_log is not None:
+            self._write_log.serials.append(self._base + at)
         return at
 
     def _keep_exact(self, at: int, values: tuple[Any, ...]) -> None:
@@ -258,7 +281,7 @@ class ColumnarBuffer:
         serial = self._base + at
         if isinstance(values, ExactRow):
             for name, number in values.exact.items():
-                self._exact_column(name).put(serial, number)
+                self._put_exact(serial, name, number)
             for name in values.suspects:
                 self.suspects.append((serial, values.position, name, values[self._field_index[name]]))
 
@@ -301,14 +324,18 @@ class ColumnarBuffer:
                 value = self.stored(serial, field)
             if value is None or float_holds(value, number):
                 return
-        self._resolved(serial, field, self._exact_column(field).put(serial, number, text))
+        self._resolved(serial, field, self._put_exact(serial, field, number, text))
 
     def keep_wire(self, serial: int, field: str, text: str) -> None:
         """Keep a suspect's wire ``text``, which its float does not give back (``same_number``)."""
-        column = self._exact.get(field)
-        if column is None:
-            column = self._exact[field] = ExactValues()
-        self._resolved(serial, field, column.put(serial, None, text))
+        self._resolved(serial, field, self._put_exact(serial, field, None, text))
+
+    def _put_exact(self, serial: int, field: str, number: Decimal | None, text: str | None = None) -> Exact:
+        """Keep the exact value of ``field`` of the row ``serial`` (and log it); return what is kept."""
+        kept = self._exact_column(field).put(serial, number, text)
+        if self._write_log is not None:
+            self._write_log.exact.append((serial, field, kept))
+        return kept
 
     def _exact_column(self, name: str) -> ExactValues:
         column = self._exact.get(name)
@@ -323,6 +350,63 @@ class ColumnarBuffer:
 
     def _resolved(self, serial: int, field: str, number: Exact) -> None:
         """Hook: a suspect of row ``serial`` turned out to need its exact value."""
+
+    # -- the write log (for a recorder) ----------------------------------------
+
+    def log_writes(self, on: bool = True) -> None:
+        """Start (or, with ``on=False``, stop) noting what is written: see :meth:`take_writes`."""
+        self._write_log = WriteLog() if on else None
+
+    @property
+    def logging_writes(self) -> bool:
+        """Whether :meth:`log_writes` is on."""
+        return self._write_log is not None
+
+    def take_writes(self) -> WriteLog:
+        """What was written since the last call (empty when :meth:`log_writes` is off); forgets it."""
+        log = self._write_log
+        if log is None:
+            return WriteLog()
+        self._write_log = WriteLog()
+        return log
+
+    def stored_rows(self, serials: Sequence[int]) -> tuple[np.ndarray, npt.NDArray[np.int64]]:
+        """Copies of the stored rows ``serials`` that are still kept, and the serials of those.
+
+        The copies are records of the buffer's storage dtype, in the order
+        given; rows that ``max_rows`` dropped meanwhile are left out.
+        """
+        wanted = np.asarray(serials, dtype=np.int64)
+        at = wanted - self._base
+        kept = (at >= self._start) & (at < self._stop)
+        if not kept.all():
+            at, wanted = at[kept], wanted[kept]
+        return self._rows[at], wanted
+
+    def categories(self) -> dict[str, list[str]]:
+        """The values behind each categorical column's codes (copies), as stored rows use them."""
+        return {name: list(codes.values) for name, codes in self._codes.items()}
+
+    def rows_frame(
+        self,
+        records: np.ndarray,
+        categories: Mapping[str, Sequence[str]],
+        exact: Mapping[str, Mapping[int, Exact]] | None = None,
+        scales: Mapping[str, int] | None = None,
+    ) -> pd.DataFrame:
+        """The frame ``to_frame`` builds, for ``records`` copied out with :meth:`stored_rows`.
+
+        ``categories`` are the values behind the codes (:meth:`categories`).
+        With ``scales`` (the starting scale per column kind: "price", "qty",
+        "percent") price and quantity columns are exact decimals, ``exact``
+        giving each column's exact values by position. It reads none of the
+        buffer's state, so any thread may call it.
+        """
+        frame = self._assemble(lambda name: np.ascontiguousarray(records[name]), categories)
+        if scales is None:
+            return frame
+        known = exact or {}
+        return self._exactify(frame, lambda name: known.get(name, {}), scales.__getitem__, [])
 
     # -- reading ----------------------------------------------------------
 
@@ -383,11 +467,28 @@ class ColumnarBuffer:
     def _exact_frame(self, frame: pd.DataFrame, selection: _Selection, symbol: str | None) -> pd.DataFrame:
         """``frame`` (of the ``selection``) with its price and quantity columns as exact decimals."""
         symbols = self._symbols if symbol is None else [symbol]
+        return self._exactify(
+            frame,
+            lambda name: self._exact_positions(name, selection),
+            lambda kind: self.precisions.scale(kind, symbols),
+            symbols,
+        )
+
+    def _exactify(
+        self,
+        frame: pd.DataFrame,
+        positions: Callable[[str], Mapping[int, Exact]],
+        scale: Callable[[str], int],
+        symbols: list[str],
+    ) -> pd.DataFrame:
+        """``frame`` with its price and quantity columns as exact decimals.
+
+        ``positions(name)`` gives a column's exact values by row position,
+        ``scale(kind)`` the starting scale of a column kind.
+        """
         data = {name: frame[name] for name in frame.columns}
         for name, kind in self._exact_columns():
-            entries = self._exact_positions(name, selection)
-            scale = self.precisions.scale(kind, symbols)
-            data[name] = decimal_array(frame[name].to_numpy(), entries, scale, name)
+            data[name] = decimal_array(frame[name].to_numpy(), positions(name), scale(kind), name)
         return pd.DataFrame(self._complete_exact(data, symbols), copy=False)
 
     def _exact_columns(self) -> list[tuple[str, str]]:
@@ -420,19 +521,28 @@ class ColumnarBuffer:
 
     def _float_frame(self, selection: _Selection) -> pd.DataFrame:
         """The frame with float64 numbers."""
+        rows = self._rows
+        if isinstance(selection, slice):
+            return self._assemble(lambda name: rows[name][selection].copy(), self._codes)
+
+        def column(name: str) -> np.ndarray:
+            return rows[name][selection]
+
+        return self._assemble(column, self._codes)
+
+    def _assemble(self, column: Callable[[str], np.ndarray], categories: Mapping[str, Any]) -> pd.DataFrame:
+        """The float frame of the columns ``column(name)`` gives (``categories[name]``: the codes' values)."""
         data: dict[str, Any] = {}
-        is_slice = isinstance(selection, slice)
         for name, kind in self._fields:
-            column = self._rows[name][selection]
-            if is_slice:
-                column = column.copy()
+            values = column(name)
             if kind == "time":
-                data[name] = _utc(column)
+                data[name] = _utc(values)
             elif kind == "category":
-                categories = pd.Index(self._codes[name].values, dtype="str")
-                data[name] = pd.Categorical.from_codes(column, categories=categories, validate=False)
+                known = categories[name]
+                index = pd.Index(known.values if isinstance(known, _Codes) else known, dtype="str")
+                data[name] = pd.Categorical.from_codes(values, categories=index, validate=False)
             else:
-                data[name] = column
+                data[name] = values
         return pd.DataFrame(self._complete(data), copy=False)
 
     def _complete(self, data: dict[str, Any]) -> dict[str, Any]:

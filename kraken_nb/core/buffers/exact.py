@@ -59,6 +59,7 @@ __all__ = [
     "ExactValues",
     "Precisions",
     "decimal_array",
+    "decimal_floats",
     "exact_entries",
     "float_holds",
     "same_number",
@@ -437,3 +438,36 @@ def decimal_array(
         pa.decimal128(digits, scale), count, [bitmap, pa.py_buffer(words)], null_count=nulls
     )
     return pd.arrays.ArrowExtensionArray(array)
+
+
+_EXACT_INT: Final = 2**53
+"""Integers below this in magnitude are exact doubles."""
+_EXACT_POWER: Final = 22
+"""``10.0**s`` is an exact double up to this ``s``."""
+
+
+def decimal_floats(values: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.float64]:
+    """The float64 column of an exact decimal column: each value's nearest float (null is NaN).
+
+    That is the float the float frames hold for the wire value. For a value
+    whose units (``v · 10**s``) are below 2**53 and ``s`` ≤ 22, ``units / 10**s``
+    divides two exact doubles, and IEEE division rounds correctly, so it is
+    the nearest float; the few others go through ``Decimal``.
+    """
+    array = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    count = len(array)
+    if not pa.types.is_decimal128(array.type):
+        return np.array([np.nan if v is None else float(v) for v in array.to_pylist()], dtype=np.float64)
+    words = np.frombuffer(array.buffers()[1], dtype=np.int64)[2 * array.offset : 2 * (array.offset + count)]
+    low, high = words[0::2], words[1::2]
+    scale = array.type.scale
+    fast = (high == (low >> 63)) & (low > -_EXACT_INT) & (low < _EXACT_INT)
+    if scale > _EXACT_POWER:
+        fast[:] = False
+    out = low.astype(np.float64) / 10.0**scale if scale <= _EXACT_POWER else np.zeros(count)
+    valid = np.ones(count, dtype=bool) if array.null_count == 0 else ~array.is_null().to_numpy(False)
+    for at in np.flatnonzero(~fast & valid).tolist():
+        out[at] = float(array[at].as_py())
+    if array.null_count:
+        out[~valid] = np.nan
+    return out

@@ -219,6 +219,8 @@ class TradeBuffer(ColumnarBuffer):
         self._stop = at + 1
         self._version += 1
         self._symbol_versions[code] += 1
+        if self._write_log is not None:
+            self._write_log.serials.append(self._base + at)
         return True
 
     def _follow(self, sequence: _Sequence, code: int, trade_id: int, time_ns: int, snapshot: bool) -> bool:
