@@ -20,6 +20,7 @@ __all__ = [
     "KrakenError",
     "MalformedMessage",
     "RecordingError",
+    "RelayError",
     "RequestTimeout",
     "ServerError",
     "SubscriptionRejected",
@@ -85,6 +86,14 @@ class InexactNumber(MalformedMessage):
 
 class RecordingError(KrakenError, ValueError):
     """A recording file is not in the expected format; names the file and line."""
+
+
+class RelayError(KrakenError, ConnectionError):
+    """The NATS relay cannot be used: unreachable, a stream missing, or access denied.
+
+    Raised by ``KrakenClient.from_nats`` and the relay; the message names the
+    server (credentials redacted), the stream or subject, and what to do.
+    """
 
 
 class ServerError(KrakenError):
