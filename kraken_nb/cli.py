@@ -5,6 +5,7 @@
 - ``kraken-nb record --out F``: write raw frames with receive times to a gzip JSON-lines file
 - ``kraken-nb replay F [--serve]``: summarise a recording, or serve it over WebSocket at its pace
 - ``kraken-nb tail SYMBOL``: a live ticker line in the terminal
+- ``kraken-nb relay --nats URL``: receive once, publish to NATS JetStream for a team
 
 This module is the terminal's side of the package: it writes to stdout/stderr
 and returns exit codes; the file format lives in :mod:`kraken_nb.recording` and
@@ -47,6 +48,7 @@ from kraken_nb.recording import (
     replay,
     subscriptions_of,
 )
+from kraken_nb.relay.command import add_relay_parser, run_relay
 from kraken_nb.replay import serve_recording
 
 __all__ = ["QUICKSTART", "build_parser", "check_notebook", "find_notebooks", "main"]
@@ -58,7 +60,8 @@ CELL_TIMEOUT: Final = 120.0
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``kraken-nb`` and its subcommands."""
     parser = argparse.ArgumentParser(
-        prog="kraken-nb", description="Live Kraken market data in Jupyter: demo, sim, record, replay, tail."
+        prog="kraken-nb",
+        description="Live Kraken market data in Jupyter: demo, sim, record, replay, tail, relay.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log lifecycle events to stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -88,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay_cmd.add_argument("--port", type=int, default=8765, help="port for --serve; 0 picks a free one")
     replay_cmd.add_argument("--speed", type=float, default=1.0, help="pace multiplier for --serve")
 
+    add_relay_parser(sub, _add_source_options)
+
     tail = sub.add_parser("tail", help="a live ticker line for SYMBOL in the terminal")
     tail.add_argument("symbol", help="pair, e.g. BTC/USD")
     tail.add_argument("--seconds", type=float, help="stop after this many seconds (default: Ctrl-C)")
@@ -112,13 +117,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(args_list)
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    commands = {"demo": _demo, "record": _record, "replay": _replay, "tail": _tail}
+    commands = {
+        "demo": _demo,
+        "record": _record,
+        "replay": _replay,
+        "tail": _tail,
+        "relay": lambda a: run_relay(a, _source),
+    }
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:
         return 130
     except (KrakenError, OSError, WebSocketException) as exc:
-        message = redact(str(exc), args.url) if getattr(args, "url", None) else str(exc)
+        message = str(exc)
+        for url in (getattr(args, "url", None), getattr(args, "nats", None)):
+            if url:
+                message = redact(message, url)
         print(f"kraken-nb {args.command}: error: {message}", file=sys.stderr)
         return 1
 

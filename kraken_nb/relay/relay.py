@@ -108,7 +108,10 @@ class Relay:
             self.client = KrakenClient(self.upstream, taps=[self._tap], **self._client_options)
             self._tap.books = self.client.book
             for sub in self.subscriptions:
-                self.client.subscribe(sub.channel, list(sub.symbols) or None, **dict(sub.params))
+                params = dict(sub.params)
+                if sub.channel == "trade":
+                    params.setdefault("snapshot", True)  # the last 50 trades bridge a restart
+                self.client.subscribe(sub.channel, list(sub.symbols) or None, **params)
             if self.previous is not None:
                 self._publisher.put(gap_outgoing(self._restart_gap(time.time_ns())))
             self._publisher.spawn(self._refresh_manifest())
