@@ -162,6 +162,7 @@ class KrakenClient:
         depth_levels: int = 50,
         depth_sample_interval: float = 1.0,
         taps: Iterable[Tap] = (),
+        max_ack_pending: int = 4096,
     ) -> KrakenClient:
         """A client fed by ``kraken-nb relay`` through NATS JetStream instead of its own WebSocket.
 
@@ -175,7 +176,8 @@ class KrakenClient:
         or a stream sequence number. Books start from the relay's latest
         checksum-valid snapshot. ``durable`` names the consumers so that a
         later client with the same name resumes where this one stopped
-        (without it they are removed on ``close()``). A NATS server restart
+        (without it they are removed on ``close()``). ``max_ack_pending``
+        bounds the messages each subscription has in flight. A NATS server restart
         loses nothing the stream kept; messages that expired before they were
         read and the relay's own outages are recorded in ``gaps()``.
 
@@ -186,7 +188,14 @@ class KrakenClient:
         from kraken_nb.relay.source import JetStreamSource
 
         client = cls.__new__(cls)
-        source = JetStreamSource.check(url, start=start, stream=stream, durable=durable)
+        source = JetStreamSource.check(
+            url,
+            start=start,
+            stream=stream,
+            durable=durable,
+            connect_timeout=timeout,
+            max_ack_pending=max_ack_pending,
+        )
         client._prepare(
             redact_url(url),
             timeout=timeout,

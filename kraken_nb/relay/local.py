@@ -58,6 +58,7 @@ class LocalNatsServer:
         self._own_dir = tempfile.TemporaryDirectory(prefix="kraken-nb-nats-") if store_dir is None else None
         self.store_dir = Path(self._own_dir.name) if self._own_dir is not None else store_dir
         assert self.store_dir is not None
+        self.store_dir.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.log_path = self.store_dir / "nats-server.log"
         self._process: subprocess.Popen[bytes] | None = None

@@ -69,6 +69,8 @@ class JetStreamSink:
         self, subject: str, payload: bytes, msg_id: str | None, headers: Mapping[str, str]
     ) -> Awaitable[Receipt]:
         """Enqueue the message on the NATS connection; the result resolves to its :class:`Receipt`."""
+        if not self._link.connected:
+            raise ConnectionError(f"{self._link.shown} is not connected")
         sent = dict(headers)
         if msg_id is not None:
             sent["Nats-Msg-Id"] = msg_id

@@ -127,6 +127,10 @@ class _Feed:
     last_ns: int | None = None
     need_snapshot: bool = False
     skip_until: int = 0
+    loaded_at: int | None = None
+    """The sequence the last snapshot loaded for this book was valid at."""
+    bad_snapshot: int | None = None
+    """A snapshot the book mismatched after: wait for a newer one rather than load it again."""
     unacked: int = 0
     recent: deque[str] = field(default_factory=lambda: deque(maxlen=_RECENT))
     recent_set: set[str] = field(default_factory=set)
@@ -417,6 +421,7 @@ class JetStreamSource(Source):
         if feed is not None:  # subscribed again: a book resync, or the instrument after a resync
             if channel == "book":
                 feed.need_snapshot = True
+                feed.bad_snapshot = feed.loaded_at
             return None, frames
         if channel == "instrument":
             feed = _Feed(channel, None, INSTRUMENT_SUBJECT, f"{self._prefix}-instrument")
@@ -586,7 +591,11 @@ class JetStreamSource(Source):
             )
             return False
         frame, valid_at, received = snapshot
+        if valid_at == feed.bad_snapshot:
+            self.counters["skipped"] += 1
+            return True  # the book went wrong after this one: wait for the relay's next snapshot
         feed.need_snapshot = False
+        feed.loaded_at = valid_at
         self.counters["snapshot_loads"] += 1
         self._deliver(frame, received)
         if valid_at >= seq:
