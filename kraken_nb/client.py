@@ -209,7 +209,7 @@ class KrakenClient:
         client._source = source(client._session, client._lock, client._dispatcher.publish)
         client._begin()
         try:
-            client._source.wait_ready(timeout)  # type: ignore[attr-defined]
+            client._source.wait_ready()  # type: ignore[attr-defined]
         except BaseException:
             client.close()
             raise

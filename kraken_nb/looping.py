@@ -70,7 +70,19 @@ class LoopThread:
         try:
             self.loop.run_until_complete(self._begin())
         finally:
-            self.loop.close()
+            try:
+                self._cancel_leftovers()
+            finally:
+                self.loop.close()
+
+    def _cancel_leftovers(self) -> None:
+        """Cancel the tasks ``main`` left behind (a library's half-made connection) and let them end."""
+        leftovers = asyncio.all_tasks(self.loop)
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            self.loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
 
     async def _begin(self) -> None:
         self.stopping = asyncio.Event()

@@ -15,8 +15,8 @@ import contextlib
 import logging
 import re
 from collections import deque
-from collections.abc import Callable
-from typing import Any, Final
+from collections.abc import Callable, Coroutine
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 from kraken_nb.core.redaction import redact, redact_url
@@ -26,6 +26,8 @@ from kraken_nb.errors import InvalidParams, RelayError
 __all__ = ["NATS_EXTRA_HINT", "NatsLink", "check_nats_url", "require_nats"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 NATS_EXTRA_HINT: Final = "pip install 'kraken_nb[nats]' (or pip install nats-py)"
 _SCHEMES: Final = ("nats", "tls", "ws", "wss")
@@ -85,6 +87,7 @@ class NatsLink:
         self.reconnects = 0
         self.last_error: str | None = None
         self.permission_errors: deque[str] = deque(maxlen=8)
+        self._violation_waiters: set[asyncio.Future[str]] = set()
         self._on_change = on_change
         self._connected: asyncio.Event | None = None
         self._refused: asyncio.Future[str] | None = None
@@ -143,6 +146,27 @@ class NatsLink:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(nc.close(), 5.0)
 
+    async def guarded(self, coroutine: Coroutine[Any, Any, T], action: str) -> T:
+        """Await ``coroutine``; raise ``RelayError`` at once if the server reports a permission violation.
+
+        ``nats-py`` reports a violation only to its error callback while the
+        request itself waits for its timeout; this turns it into an error now.
+        """
+        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._violation_waiters.add(waiter)
+        task = asyncio.ensure_future(coroutine)
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+                raise self.explain(PermissionError(waiter.result()), action)
+            return task.result()
+        finally:
+            self._violation_waiters.discard(waiter)
+            waiter.cancel()
+
     def explain(self, exc: BaseException, action: str) -> RelayError:
         """A ``RelayError`` for ``exc`` raised while doing ``action`` (e.g. "reading stream KRAKEN")."""
         import nats.errors
@@ -170,6 +194,9 @@ class NatsLink:
         match = _PERMISSION.search(str(exc))
         if match:
             self.permission_errors.append(f"{match[1]} to {match[2]}")
+            for waiter in self._violation_waiters:
+                if not waiter.done():
+                    waiter.set_result(text)
             self._throttled.warning("permission", "%s: %s", self.shown, text)
         elif "authorization violation" in str(exc).lower() or "authentication" in str(exc).lower():
             if self._refused is not None and not self._refused.done():

@@ -92,6 +92,7 @@ class Relay:
         self._publisher.gap_filter = self._narrow_gap
         self._tap = RelayTap(self._publisher, streams, snapshot_interval=snapshot_interval)
         self._client_options = {"max_rows": 100_000, **(client_options or {})}
+        self._started = False
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -101,7 +102,11 @@ class Relay:
 
         Raises ``RelayError`` when NATS is unreachable or refuses, and what
         ``KrakenClient.subscribe`` raises for a subscription Kraken rejects.
+        Starting a started relay does nothing.
         """
+        if self._started:
+            return self
+        self._started = True
         self._publisher.start()
         try:
             self._publisher.call(self._setup(), self.connect_timeout + 30.0)
@@ -129,12 +134,15 @@ class Relay:
 
     async def _setup(self) -> None:
         await self._link.open(self.connect_timeout)
+        await self._link.guarded(self._prepare_streams(), f"setting up stream {self.settings.name}")
+        self._publisher.attach(JetStreamSink(self._link))
+
+    async def _prepare_streams(self) -> None:
         await ensure_streams(self._link, self.settings)
         self.previous = next(
             (m for m in await read_manifests(self._link, self.settings.name) if m.relay == self.name), None
         )
         await self._publish_manifest()  # also proves the user may publish
-        self._publisher.attach(JetStreamSink(self._link))
 
     def close(self, drain_timeout: float = 5.0) -> None:
         """Stop the upstream client, publish what is still queued (bounded), close NATS. Idempotent."""

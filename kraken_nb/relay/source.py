@@ -37,7 +37,7 @@ import secrets
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -208,7 +208,11 @@ class JetStreamSource(Source):
         self.snapshot_stream = snapshot_stream_name(stream)
         self.counters: Counter[str] = Counter()
         self._link = NatsLink(
-            url, name="kraken-nb client", reconnect_wait=reconnect_wait, on_change=self._changed
+            url,
+            name="kraken-nb client",
+            api_timeout=min(5.0, connect_timeout),
+            reconnect_wait=reconnect_wait,
+            on_change=self._changed,
         )
         self._point = start
         self._durable = durable
@@ -229,10 +233,15 @@ class JetStreamSource(Source):
 
     # -- called from the client's thread -------------------------------------------------
 
-    def wait_ready(self, timeout: float) -> None:
+    @property
+    def _startup_bound(self) -> float:
+        """The longest a start may take: the connect, then a few API requests."""
+        return self._connect_timeout + 4 * self._link.api_timeout
+
+    def wait_ready(self) -> None:
         """Block until connected and checked; raise the ``RelayError`` that stopped it otherwise."""
-        if not self._ready.wait(timeout + 1.0):
-            raise RelayError(f"no answer from {self.url} within {timeout:g} s")
+        if not self._ready.wait(self._startup_bound + 2.0):
+            raise RelayError(f"no answer from {self.url} within {self._startup_bound:g} s")
         if self._startup_error is not None:
             raise self._startup_error
 
@@ -256,11 +265,10 @@ class JetStreamSource(Source):
 
     async def _run(self) -> None:
         try:
-            await self._link.open(self._connect_timeout)
-            await require_streams(self._link, self.stream)
-            self._catalog = Catalog(await read_manifests(self._link, self.stream))
-            await self._open_admin()
-        except KrakenError as exc:
+            await asyncio.wait_for(self._open_link(), self._startup_bound)
+        except (KrakenError, Exception) as exc:
+            if not isinstance(exc, KrakenError):
+                exc = self._link.explain(exc, f"reading stream {self.stream}")
             self._startup_error = exc
             self.last_error = str(exc)
             self.state = "failed"
@@ -277,6 +285,18 @@ class JetStreamSource(Source):
             await self._serve()
         finally:
             await self._shutdown()
+
+    async def _open_link(self) -> None:
+        await self._link.open(self._connect_timeout)
+        await self._link.guarded(self._check_stream(), f"reading stream {self.stream}")
+
+    async def _check_stream(self) -> None:
+        await require_streams(self._link, self.stream)
+        try:
+            self._catalog = Catalog(await read_manifests(self._link, self.stream))
+        except Exception as exc:
+            raise self._link.explain(exc, f"reading the manifests in {self.snapshot_stream}") from None
+        await self._open_admin()
 
     async def _serve(self) -> None:
         stop, wakeup = self._stop, self._wakeup
@@ -473,18 +493,25 @@ class JetStreamSource(Source):
             **start,
         )
         try:
-            feed.sub = await self._link.js.subscribe(
-                feed.subject,
-                stream=self.stream,
-                durable=feed.consumer,
-                cb=functools.partial(self._on_message, feed),
-                manual_ack=True,
-                config=config,
-                flow_control=True,
-                idle_heartbeat=5.0,
+            feed.sub = await self._link.guarded(
+                self._subscribe(feed, config), f"subscribing to {feed.subject}"
             )
+        except KrakenError:
+            raise
         except Exception as exc:
             raise self._link.explain(exc, f"subscribing to {feed.subject}") from None
+
+    def _subscribe(self, feed: _Feed, config: Any) -> Coroutine[Any, Any, Any]:
+        return self._link.js.subscribe(  # type: ignore[no-any-return]
+            feed.subject,
+            stream=self.stream,
+            durable=feed.consumer,
+            cb=functools.partial(self._on_message, feed),
+            manual_ack=True,
+            config=config,
+            flow_control=True,
+            idle_heartbeat=5.0,
+        )
 
     async def _open_admin(self) -> None:
         """The status subject (latest status, then changes) and the relays' gap records."""
