@@ -72,6 +72,8 @@ class Outgoing:
     copy_to: str | None = None
     """Also publish the payload verbatim to this subject (the instrument snapshot)."""
     gap: GapRecord | None = None
+    seq: int | None = None
+    """Its stream sequence, once acknowledged."""
 
 
 def _too_large(exc: BaseException) -> bool:
@@ -289,17 +291,23 @@ class Publisher:
         self, item: Outgoing, receipt: Receipt, extra: list[tuple[str, bytes, dict[str, str]]]
     ) -> None:
         self.counters["published"] += 1
-        self.last_seq = receipt.seq
+        self.last_seq = item.seq = receipt.seq
         if receipt.duplicate:
             self.counters["duplicates"] += 1
-        if item.book is not None or item.copy_to is not None:
-            headers = {"Kraken-Stream-Seq": str(receipt.seq), "Kraken-Received": str(item.received_ns)}
-            if item.book is not None:
-                extra.append(
-                    (book_snapshot_subject(item.book.symbol), book_snapshot_frame(item.book), headers)
-                )
-            if item.copy_to is not None:
-                extra.append((item.copy_to, item.payload, headers))
+        if item.book is not None:
+            extra.append(_snapshot_message(item, item.book))
+        if item.copy_to is not None:
+            extra.append((item.copy_to, item.payload, _snapshot_headers(item)))
+
+    async def publish_snapshots(
+        self, pending: list[tuple[Outgoing, OrderBook]]
+    ) -> list[tuple[Outgoing, OrderBook]]:
+        """Publish the snapshot of each book whose frame is acknowledged; return the others (on the loop)."""
+        ready = [(item, book) for item, book in pending if item.seq is not None]
+        sink = self._sink
+        if ready and sink is not None:
+            await self._publish_extra(sink, [_snapshot_message(item, book) for item, book in ready])
+        return [(item, book) for item, book in pending if item.seq is None]
 
     async def _publish_extra(self, sink: Sink, extra: list[tuple[str, bytes, dict[str, str]]]) -> None:
         """Snapshots and copies: refreshed again later, so a failure is only counted."""
@@ -360,6 +368,15 @@ class Publisher:
         )
 
 
+def _snapshot_headers(item: Outgoing) -> dict[str, str]:
+    return {"Kraken-Stream-Seq": str(item.seq), "Kraken-Received": str(item.received_ns)}
+
+
+def _snapshot_message(item: Outgoing, book: OrderBook) -> tuple[str, bytes, dict[str, str]]:
+    """The snapshot of ``book``, valid right after the acknowledged frame ``item``."""
+    return book_snapshot_subject(book.symbol), book_snapshot_frame(book), _snapshot_headers(item)
+
+
 def gap_outgoing(record: GapRecord) -> Outgoing:
     """The :class:`Outgoing` of a gap record."""
     return Outgoing(GAP_SUBJECT, b"", record.msg_id, received_ns=record.end_ns, gap=record)
@@ -407,6 +424,7 @@ class RelayTap(Tap):
         self._snapshot_ns = int(snapshot_interval * 1e9)
         self._last_id: dict[str, str] = {}
         self._last_snapshot: dict[str, int] = {}
+        self._dirty: dict[str, Outgoing] = {}
         self._down_since: int | None = None
         self._down_reason = ""
 
@@ -426,6 +444,10 @@ class RelayTap(Tap):
                 item.stream = (route.channel, route.symbol)
                 if route.channel == "book":
                     item.book = self._due_book(route.symbol, received_ns, events, snapshot)
+                    if item.book is None:
+                        self._dirty[route.symbol] = item
+                    else:
+                        self._dirty.pop(route.symbol, None)
             elif snapshot and isinstance(message, InstrumentMessage):
                 item.copy_to = INSTRUMENT_SNAPSHOT_SUBJECT
             if self.publisher.put(item):
@@ -445,6 +467,24 @@ class RelayTap(Tap):
             return None
         self._last_snapshot[symbol] = now_ns
         return book
+
+    def trailing(self, now_ns: int) -> list[tuple[Outgoing, OrderBook]]:
+        """Books that changed since a snapshot older than the interval: (their last frame, a copy).
+
+        Call under the client's lock (the copy must be the book right after
+        that frame), so that a book which goes quiet still gets a snapshot of
+        its final state.
+        """
+        due: list[tuple[Outgoing, OrderBook]] = []
+        for symbol, item in list(self._dirty.items()):
+            if now_ns - self._last_snapshot.get(symbol, 0) < self._snapshot_ns or self.books is None:
+                continue
+            del self._dirty[symbol]
+            book = self.books(symbol)
+            if book is not None and book.valid:
+                self._last_snapshot[symbol] = now_ns
+                due.append((item, book))
+        return due
 
     def connected(self, now_ns: int) -> None:
         """The upstream connection opened: close an outage as a gap record."""

@@ -25,13 +25,14 @@ from types import TracebackType
 from typing import Any
 
 from kraken_nb.client import KRAKEN_WS_URL, KrakenClient
+from kraken_nb.core.book import OrderBook
 from kraken_nb.core.params import Subscription
 from kraken_nb.core.redaction import redact_url
 from kraken_nb.errors import InvalidParams, KrakenError
 from kraken_nb.relay.connection import NatsLink, require_nats
 from kraken_nb.relay.gaps import GapRecord
 from kraken_nb.relay.manifest import Catalog, Manifest, carried_of
-from kraken_nb.relay.publisher import Publisher, RelayTap, gap_outgoing
+from kraken_nb.relay.publisher import Outgoing, Publisher, RelayTap, gap_outgoing
 from kraken_nb.relay.sink import JetStreamSink
 from kraken_nb.relay.streams import StreamSettings, ensure_streams, read_manifests
 from kraken_nb.relay.subjects import DATA_CHANNELS, manifest_subject
@@ -91,6 +92,7 @@ class Relay:
         self._publisher = Publisher(relay=self.name, max_buffer=max_buffer)
         self._publisher.gap_filter = self._narrow_gap
         self._tap = RelayTap(self._publisher, streams, snapshot_interval=snapshot_interval)
+        self._snapshot_interval = snapshot_interval
         self._client_options = {"max_rows": 100_000, **(client_options or {})}
         self._started = False
         self._closed = False
@@ -120,6 +122,7 @@ class Relay:
             if self.previous is not None:
                 self._publisher.put(gap_outgoing(self._restart_gap(time.time_ns())))
             self._publisher.spawn(self._refresh_manifest())
+            self._publisher.spawn(self._trail_snapshots())
         except BaseException:
             self.close()
             raise
@@ -212,6 +215,17 @@ class Relay:
                 await self._publish_manifest()
             except KrakenError as exc:
                 log.debug("manifest refresh: %s", exc)
+
+    async def _trail_snapshots(self) -> None:
+        """Give a book that went quiet a snapshot of its final state (within about one interval)."""
+        pending: list[tuple[Outgoing, OrderBook]] = []
+        client = self.client
+        assert client is not None
+        while True:
+            await asyncio.sleep(self._snapshot_interval / 2)
+            with client._lock:
+                pending += self._tap.trailing(time.time_ns())
+            pending = await self._publisher.publish_snapshots(pending)
 
     def _restart_gap(self, now_ns: int) -> GapRecord:
         assert self.previous is not None

@@ -65,7 +65,14 @@ from kraken_nb.relay.subjects import (
 )
 from kraken_nb.source import Source
 
-__all__ = ["START_POLICIES", "JetStreamSource", "StartPoint", "parse_start"]
+__all__ = [
+    "EXPIRED_REASON",
+    "SKIPPED_REASON",
+    "START_POLICIES",
+    "JetStreamSource",
+    "StartPoint",
+    "parse_start",
+]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +81,9 @@ _DURABLE = re.compile(r"^[A-Za-z0-9_-]{1,48}$")
 _RECENT = 512
 _ACK_EVERY = 128
 EXPIRED_REASON: Final = "messages expired from the stream before they were read"
+SKIPPED_REASON: Final = (
+    "book rebuilt from the relay's latest snapshot: the updates before it were not applied"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +144,8 @@ class _Feed:
     unacked: int = 0
     recent: deque[str] = field(default_factory=lambda: deque(maxlen=_RECENT))
     recent_set: set[str] = field(default_factory=set)
+    busy: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while a message or a snapshot reload is applied, so the two never interleave."""
 
     @property
     def key(self) -> tuple[str, str | None]:
@@ -303,10 +315,11 @@ class JetStreamSource(Source):
         assert stop is not None and wakeup is not None
         while not stop.is_set():
             waiters = [asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stop.wait())]
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
             wakeup.clear()
+            await self._reload_waiting()
             with self._lock:
                 requests = [*self._requests, *self._session.data_to_send()]
                 self._requests.clear()
@@ -467,8 +480,10 @@ class JetStreamSource(Source):
                     frames.append((frame, received))
                     start = {"opt_start_seq": seq + 1}
                     feed.last_seq = seq
-                elif channel == "book":
+                elif channel == "book":  # none yet: start at the present, load one when it comes
                     feed.need_snapshot = True
+                    feed.last_seq = await self._stream_position()
+                    start = {"opt_start_seq": feed.last_seq + 1}
             elif channel == "book":
                 feed.need_snapshot = True
             await self._consume(feed, start)
@@ -542,6 +557,14 @@ class JetStreamSource(Source):
         except Exception as exc:
             log.debug("deleting consumer %s: %s", name, exc)
 
+    async def _stream_position(self) -> int:
+        """The main stream's last sequence now."""
+        try:
+            info = await self._link.js.stream_info(self.stream)
+        except Exception as exc:
+            raise self._link.explain(exc, f"reading stream {self.stream}") from None
+        return int(info.state.last_seq)
+
     async def _snapshot(self, subject: str) -> tuple[bytes, int, int] | None:
         """The latest message on ``subject`` in the snapshot stream: (frame, main-stream seq, received)."""
         import nats.js.errors
@@ -566,7 +589,8 @@ class JetStreamSource(Source):
             if feed.channel == "gap":
                 self._on_gap_record(msg.data)
             else:
-                await self._handle(feed, msg)
+                async with feed.busy:
+                    await self._handle(feed, msg)
             feed.unacked += 1
             if feed.unacked >= _ACK_EVERY or feed.sub is None or feed.sub.pending_msgs == 0:
                 feed.unacked = 0
@@ -593,16 +617,16 @@ class JetStreamSource(Source):
         feed.last_seq = seq
         feed.last_ns = received
         if feed.channel == "book":
-            if headers.get("Kraken-Type") == "snapshot":
-                feed.need_snapshot = False
-            elif seq <= feed.skip_until:
+            if seq <= feed.skip_until:  # a snapshot loaded already includes it (even an older snapshot)
                 self.counters["skipped"] += 1
                 return
-            elif feed.need_snapshot and await self._reload(feed, seq):
+            if headers.get("Kraken-Type") == "snapshot":
+                feed.need_snapshot = False
+            elif feed.need_snapshot and await self._reload(feed, seq, received):
                 return
         self._deliver(msg.data, received)
 
-    async def _reload(self, feed: _Feed, seq: int) -> bool:
+    async def _reload(self, feed: _Feed, seq: int, received_ns: int | None = None) -> bool:
         """Feed the latest snapshot of the book before the update at ``seq``; True if it includes it."""
         import nats.js.errors
 
@@ -628,6 +652,8 @@ class JetStreamSource(Source):
         if valid_at >= seq:
             feed.skip_until = valid_at
             self.counters["skipped"] += 1
+            if received_ns is not None and received > received_ns:
+                self._gap("book", feed.symbol, received_ns, received, SKIPPED_REASON)
             return True
         after = valid_at + 1
         while after < seq:  # the snapshot is older: apply the updates since it again
@@ -641,6 +667,14 @@ class JetStreamSource(Source):
             self.counters["replayed"] += 1
             after = message.seq + 1
         return False
+
+    async def _reload_waiting(self) -> None:
+        """Books waiting for a snapshot get one now, even if no update comes to trigger it."""
+        for feed in list(self._feeds.values()):
+            if feed.channel == "book" and feed.need_snapshot and (feed.last_seq or self._point.live):
+                async with feed.busy:
+                    if feed.need_snapshot:
+                        await self._reload(feed, feed.last_seq + 1)
 
     def _deliver(self, frame: bytes, received_ns: int) -> None:
         """Feed one frame; keep the requests it made the session queue for the serve loop."""
