@@ -47,7 +47,13 @@ from kraken_nb.looping import LoopThread
 from kraken_nb.relay.gaps import GapRecord
 from kraken_nb.relay.sink import Receipt, Sink
 from kraken_nb.relay.snapshot import book_snapshot_frame
-from kraken_nb.relay.subjects import GAP_SUBJECT, INSTRUMENT_SNAPSHOT_SUBJECT, book_snapshot_subject, routes
+from kraken_nb.relay.subjects import (
+    GAP_SUBJECT,
+    INSTRUMENT_SNAPSHOT_SUBJECT,
+    Occurrences,
+    book_snapshot_subject,
+    routes,
+)
 
 __all__ = ["Outgoing", "Publisher", "RelayTap"]
 
@@ -423,6 +429,7 @@ class RelayTap(Tap):
         """When the upstream connection last opened (None while it is down)."""
         self._snapshot_ns = int(snapshot_interval * 1e9)
         self._last_id: dict[str, str] = {}
+        self._occurrences: dict[str, Occurrences] = {}
         self._last_snapshot: dict[str, int] = {}
         self._dirty: dict[str, Outgoing] = {}
         self._down_since: int | None = None
@@ -432,7 +439,7 @@ class RelayTap(Tap):
         """Route, label and queue one frame (see :class:`Outgoing`)."""
         payload = text if isinstance(text, bytes) else text.encode()
         snapshot = bool(getattr(message, "snapshot", False))
-        for route in routes(payload, message):
+        for route in routes(payload, message, self._occurrences):
             headers = {"Kraken-Received": str(received_ns)}
             prev = self._last_id.get(route.subject)
             if prev is not None:

@@ -28,16 +28,19 @@ frame, and JetStream stores it once (within the stream's duplicate window):
   trades differently, but a frame ending at the same trade is the same news;
   a batch ending elsewhere is stored and its older trades are dropped by the
   client's de-duplication by trade id;
-- everything else: the channel, the symbol and a 96-bit BLAKE2b digest of the
-  exact text (book frames carry their checksum and timestamp in that text).
-  Two identical texts are one message: an unchanged ticker repeated within
-  the window is stored once.
+- everything else: the channel, the symbol, a 96-bit BLAKE2b digest of the
+  exact text and how many times the same text came before on that subject
+  among the last ``Occurrences.WINDOW`` frames (:class:`Occurrences`). A book
+  level set, removed and set again within one timestamp gives the same text
+  twice, and both must be stored; two connections that receive the same
+  frames in the same order count alike.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Final, NamedTuple
+from collections import Counter, deque
+from typing import ClassVar, Final, NamedTuple
 
 from kraken_nb.core.messages import (
     Ack,
@@ -60,6 +63,7 @@ __all__ = [
     "PREFIX",
     "SNAPSHOT_SUBJECTS",
     "STATUS_SUBJECT",
+    "Occurrences",
     "Route",
     "book_snapshot_subject",
     "data_subject",
@@ -100,6 +104,28 @@ class Route(NamedTuple):
     msg_id: str
 
 
+class Occurrences:
+    """How often each text came before on one subject, among its last ``WINDOW`` frames."""
+
+    WINDOW: ClassVar[int] = 1024
+
+    def __init__(self) -> None:
+        self._recent: deque[str] = deque()
+        self._counts: Counter[str] = Counter()
+
+    def count(self, text_digest: str) -> int:
+        """The occurrences of ``text_digest`` before this one; then note this one."""
+        before = self._counts[text_digest]
+        self._recent.append(text_digest)
+        self._counts[text_digest] += 1
+        if len(self._recent) > self.WINDOW:
+            old = self._recent.popleft()
+            self._counts[old] -= 1
+            if not self._counts[old]:
+                del self._counts[old]
+        return before
+
+
 def symbol_token(symbol: str) -> str:
     """``BTC/USD`` → ``BTC-USD``: a symbol as one NATS subject token."""
     return symbol.replace("/", "-").replace(".", "_")
@@ -130,20 +156,30 @@ def digest(payload: bytes) -> str:
     return hashlib.blake2b(payload, digest_size=12).hexdigest()
 
 
-def routes(payload: bytes, message: Message | None) -> list[Route]:
+def routes(
+    payload: bytes, message: Message | None, occurrences: dict[str, Occurrences] | None = None
+) -> list[Route]:
     """Where the frame ``payload`` (parsed as ``message``, None if malformed) goes; [] if nowhere.
 
     A data frame goes to the subject of each symbol it names (Kraken sends
-    one symbol per frame, so that is one subject).
+    one symbol per frame, so that is one subject). ``occurrences`` (kept by
+    the caller per subject, across frames) numbers repeated texts; without
+    it every text counts as new.
     """
+
+    def numbered(subject: str, prefix: str, text_digest: str) -> str:
+        seen = 0 if occurrences is None else occurrences.setdefault(subject, Occurrences()).count(text_digest)
+        return f"{prefix}:{text_digest}:{seen}"
+
     if isinstance(message, (Ack, Pong, Heartbeat)):
         return []
     if isinstance(message, Status):
-        return [Route(STATUS_SUBJECT, "status", None, f"status:{digest(payload)}")]
+        return [Route(STATUS_SUBJECT, "status", None, numbered(STATUS_SUBJECT, "status", digest(payload)))]
     if isinstance(message, InstrumentMessage):
-        return [Route(INSTRUMENT_SUBJECT, "instrument", None, f"instrument:{digest(payload)}")]
+        instrument_id = numbered(INSTRUMENT_SUBJECT, "instrument", digest(payload))
+        return [Route(INSTRUMENT_SUBJECT, "instrument", None, instrument_id)]
     if message is None or isinstance(message, Unknown):
-        return [Route(OTHER_SUBJECT, "other", None, f"other:{digest(payload)}")]
+        return [Route(OTHER_SUBJECT, "other", None, numbered(OTHER_SUBJECT, "other", digest(payload)))]
     channel = message.channel
     symbols = message.symbols()
     if isinstance(message, TradeMessage):
@@ -153,7 +189,8 @@ def routes(payload: bytes, message: Message | None) -> list[Route]:
             for symbol in symbols
         ]
     text_digest = digest(payload)
-    return [
-        Route(data_subject(channel, symbol), channel, symbol, f"{channel}:{symbol}:{text_digest}")
-        for symbol in symbols
-    ]
+    found = []
+    for symbol in symbols:
+        subject = data_subject(channel, symbol)
+        found.append(Route(subject, channel, symbol, numbered(subject, f"{channel}:{symbol}", text_digest)))
+    return found

@@ -28,6 +28,7 @@ from kraken_nb.relay.subjects import (
     OTHER_SUBJECT,
     SNAPSHOT_SUBJECTS,
     STATUS_SUBJECT,
+    Occurrences,
     book_snapshot_subject,
     data_subject,
     routes,
@@ -114,6 +115,19 @@ def test_other_frames_are_identified_by_their_exact_text() -> None:
     update["data"][0]["checksum"] = 6
     changed = frame(update)
     assert routes(changed, parse(changed))[0].msg_id != route.msg_id
+
+
+def test_the_same_text_again_is_a_new_message_numbered_alike_on_every_relay() -> None:
+    """A text that repeats (a level set, removed, set again in one timestamp) is stored each time."""
+    set_level = frame({"channel": "ticker", "type": "update", "data": [{"symbol": "BTC/USD", "last": 1.0}]})
+    other = frame({"channel": "ticker", "type": "update", "data": [{"symbol": "BTC/USD", "last": 2.0}]})
+    texts = [set_level, other, set_level, set_level]
+    primary: dict[str, Occurrences] = {}
+    standby: dict[str, Occurrences] = {}
+    ids = [routes(t, parse(t), primary)[0].msg_id for t in texts]
+    assert len(set(ids)) == 4  # no frame is mistaken for an earlier one
+    assert ids == [routes(t, parse(t), standby)[0].msg_id for t in texts]  # a second relay agrees
+    assert ids[0].endswith(":0") and ids[2].endswith(":1") and ids[3].endswith(":2")
 
 
 def test_answers_to_the_relays_own_requests_are_not_published() -> None:

@@ -104,7 +104,9 @@ def test_three_clients_see_exactly_what_the_relay_saw(
                     valid = history[history.symbol == symbol].valid.tolist()
                     assert valid and all(valid[valid.index(True) :]), symbol
                 assert stats["system_status"] == "online"
-            assert relay.stats()["dropped"] == 0 and relay.stats()["failures"] == 0
+            relay_stats = relay.stats()
+            assert relay_stats["dropped"] == 0 and relay_stats["failures"] == 0, relay_stats
+            assert relay_stats["duplicates"] == 0, relay_stats  # no frame was taken for an earlier one
         finally:
             for client in clients:
                 client.close()
