@@ -45,6 +45,8 @@ EXPECTED_KEYS = (
     ]
     + ["ceiling.backlog"]
     + [f"responsive.{name}" for name in ("idle", "1k", "1k_widgets", "1k_offloaded", "5k", "5k_widgets")]
+    + [f"relay.fanout_{consumers}" for consumers in (1, 4, 16)]
+    + ["relay.latency_p50", "relay.latency_p99"]
 )
 # Rows that depend on an optional package (the "bench" extra), and the module each needs.
 OPTIONAL = {
@@ -125,6 +127,7 @@ def test_printed_table_matches_the_written_files(quick_run: dict[str, Any]) -> N
         "responsive",
         "dataframes",
         "widgets",
+        "relay",
     }
 
 

@@ -171,6 +171,12 @@ class Relay:
         """Wait until every frame received so far was acknowledged by NATS; return whether it was."""
         return self._publisher.wait_idle(timeout)
 
+    def stream_info(self, subjects_filter: str | None = None) -> Any:
+        """The main stream's ``nats.js.api.StreamInfo`` (``subjects_filter=">"`` adds per-subject counts)."""
+        return self._publisher.call(
+            self._link.js.stream_info(self.settings.name, subjects_filter=subjects_filter), 10.0
+        )
+
     def stats(self) -> dict[str, Any]:
         """Counters: ``published``, ``duplicates``, ``dropped``, ``buffered``…, and the NATS state."""
         publisher = self._publisher

@@ -249,7 +249,7 @@ def test_a_hot_standby_relay_stores_nothing_twice(nats_server: LocalNatsServer, 
         backup = standby.client.trades("BTC/USD")
         same_rows(backup, client.trades("BTC/USD").tail(len(backup)))
         assert sorted(stats["relays"]) == ["primary", "standby"]
-        stored = primary._publisher.call(primary._link.js.stream_info("KRAKEN")).state.messages
+        stored = primary.stream_info().state.messages
         published = primary.stats()["published"] + standby.stats()["published"]
         duplicates = primary.stats()["duplicates"] + standby.stats()["duplicates"]
         assert (
