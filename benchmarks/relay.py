@@ -1,8 +1,13 @@
 """The NATS relay: fan-out rate per consumer with 1, 4 and 16 consumers, and the latency it adds.
 
-**Fan-out.** A real relay receives book (depth 10), trade and ticker frames
-for four pairs from the simulator (in its own process, stepping every 1 ms)
-into a JetStream stream on a local ``nats-server -js``, then stops. K client
+**Publish rate.** A real relay receives book (depth 10), trade and ticker
+frames for the simulator's eight pairs (the simulator in its own process at
+100×, stepping every 1 ms) and publishes them into a JetStream stream on a
+local ``nats-server -js``; the frames acknowledged per second are set beside
+the frames the simulator sent it (a ratio below 1 means the relay buffered).
+
+**Fan-out.** That stream is then the consumers' corpus (its frames for four
+pairs). K client
 processes (``benchmarks.relay_consumer``: ``KrakenClient.from_nats(start="first")``,
 the same session, books and DataFrames as any client) then read the whole
 stream at once, K = 1, 4 and 16. Each reports how long it took from its first
@@ -45,6 +50,7 @@ from kraken_nb.core.session import Event
 from kraken_nb.relay.local import LocalNatsServer
 from kraken_nb.relay.relay import Relay
 from kraken_nb.relay.subjects import data_subject
+from kraken_nb.simulator import DEFAULT_PAIRS
 
 __all__ = ["CONSUMERS", "NAME", "run"]
 
@@ -90,21 +96,50 @@ def _simulator(seed: int, speed: float) -> Child:
     return Child("benchmarks.sim_process", "--seed", str(seed), "--speed", str(speed), "--tick", str(_TICK_S))
 
 
-def _fill(settings: Settings, nats: LocalNatsServer) -> int:
-    """Relay the simulator into the stream for a while; return the data frames stored for PAIRS."""
-    subscriptions = [validate_subscription(c, list(PAIRS)) for c in CHANNELS]
-    with _simulator(settings.seed, 30.0) as sim:
-        relay = Relay(nats.url, subscriptions, upstream=sim.hello["url"], name="bench", max_buffer=10**6)
+@dataclass(slots=True)
+class Fill:
+    """What the relay published while the simulator ran fast (all eight pairs)."""
+
+    seconds: float
+    offered: float
+    """Frames per second the simulator queued for the relay."""
+    published: float
+    """Frames per second NATS acknowledged to the relay."""
+    backlog: int
+    """Frames still buffered in the relay at the end of the window."""
+    frames: int
+    """Data frames stored for the consumers' four pairs."""
+
+
+def _fill(settings: Settings, nats: LocalNatsServer) -> Fill:
+    """Relay the simulator (all its pairs) into the stream for a while, measuring the relay's rate."""
+    subscriptions = [validate_subscription(c, list(DEFAULT_PAIRS)) for c in CHANNELS]
+    seconds = 1.5 if settings.quick else 10.0
+    with _simulator(settings.seed, 100.0) as sim:
+        relay = Relay(nats.url, subscriptions, upstream=sim.hello["url"], name="bench", max_buffer=10**7)
         relay.start()
         try:
-            time.sleep(1.5 if settings.quick else 10.0)
-            sim.ask("speed 0.000001")  # quiet: what is in the stream now is the corpus
-            relay.wait_published(60)
+            time.sleep(0.5)
+            queued0, published0, t0 = (
+                sim.ask("stats")["queued"],
+                relay.stats()["published"],
+                time.perf_counter(),
+            )
+            time.sleep(seconds)
+            queued1, stats, t1 = sim.ask("stats")["queued"], relay.stats(), time.perf_counter()
+            sim.ask("speed 0.000001")  # quiet: what is in the stream now is the consumers' corpus
+            relay.wait_published(120)
             info = relay.stream_info(subjects_filter=">")
         finally:
             relay.close()
     subjects = info.state.subjects or {}
-    return sum(subjects.get(data_subject(c, s), 0) for c in CHANNELS for s in PAIRS)
+    return Fill(
+        seconds=t1 - t0,
+        offered=(queued1 - queued0) / (t1 - t0),
+        published=(stats["published"] - published0) / (t1 - t0),
+        backlog=stats["buffered"],
+        frames=sum(subjects.get(data_subject(c, s), 0) for c in CHANNELS for s in PAIRS),
+    )
 
 
 def _consumers(nats: LocalNatsServer, frames: int) -> list[Child]:
@@ -249,7 +284,8 @@ def run(settings: Settings) -> Report:
     """Fill a stream through a real relay, read it with 1, 4 and 16 consumers, then measure latency."""
     report = Report(NAME)
     with LocalNatsServer() as nats:
-        frames = _fill(settings, nats)
+        fill = _fill(settings, nats)
+        frames = fill.frames
         children = _consumers(nats, frames)
         try:
             fan_outs = [_fan_out(children[:k], frames) for k in CONSUMERS]
@@ -258,7 +294,19 @@ def run(settings: Settings) -> Report:
                 child.close()
     with LocalNatsServer() as nats:
         latency = _latency(settings, nats)
-    report.rows = _rows(fan_outs, latency)
+    report.rows = [
+        Row(
+            f"{NAME}.publish_rate",
+            NAME,
+            "relay: frames acknowledged by JetStream per second (book10+trade+ticker, 8 pairs, 100×)",
+            fill.published,
+            "msgs/s",
+            ratio=fill.published / fill.offered if fill.offered else None,
+            compare="{ratio}× what the simulator sent it",
+            note=f"{fill.backlog:,} frames still buffered at the end of {fill.seconds:.1f} s",
+        ),
+        *_rows(fan_outs, latency),
+    ]
     report.details = [
         f"Stream: {frames:,} data frames (book depth 10, trade, ticker for {', '.join(PAIRS)}) relayed from "
         "the simulator; each consumer is its own process reading it from the first message.",
@@ -276,5 +324,5 @@ def run(settings: Settings) -> Report:
         f"{latency.relay_p99:.2f} ms ({latency.relay_missing} trades had not arrived a second after "
         "the window).",
     ]
-    report.data = {"fan_out": [asdict(f) for f in fan_outs], "latency": asdict(latency), "frames": frames}
+    report.data = {"fill": asdict(fill), "fan_out": [asdict(f) for f in fan_outs], "latency": asdict(latency)}
     return report

@@ -45,6 +45,7 @@ EXPECTED_KEYS = (
     ]
     + ["ceiling.backlog"]
     + [f"responsive.{name}" for name in ("idle", "1k", "1k_widgets", "1k_offloaded", "5k", "5k_widgets")]
+    + ["relay.publish_rate"]
     + [f"relay.fanout_{consumers}" for consumers in (1, 4, 16)]
     + ["relay.latency_p50", "relay.latency_p99"]
 )

@@ -45,7 +45,7 @@ from kraken_nb.core.taps import Tap
 from kraken_nb.core.throttle import ThrottledLog
 from kraken_nb.looping import LoopThread
 from kraken_nb.relay.gaps import GapRecord
-from kraken_nb.relay.sink import Receipt, Sink
+from kraken_nb.relay.sink import Sink
 from kraken_nb.relay.snapshot import book_snapshot_frame
 from kraken_nb.relay.subjects import (
     GAP_SUBJECT,
@@ -94,10 +94,14 @@ class Publisher:
     relay covered) or return None to skip it.
     """
 
-    def __init__(self, *, relay: str, max_buffer: int = 100_000, window: int = 256) -> None:
+    def __init__(
+        self, *, relay: str, max_buffer: int = 100_000, window: int = 256, ack_timeout: float = 5.0
+    ) -> None:
         if max_buffer < 1 or window < 1:
             raise ValueError("max_buffer and window must be positive")
         self.relay = relay
+        self.ack_timeout = ack_timeout
+        """How long a window of messages may wait for its acknowledgements before it is sent again."""
         self.max_buffer = max_buffer
         self.window = window
         self.gap_filter: Callable[[GapRecord], Awaitable[GapRecord | None]] | None = None
@@ -257,7 +261,7 @@ class Publisher:
         if head.gap is not None:
             return await self._publish_gap(sink, head)
         window = [item for item in _until_gap(window)]
-        sent: list[tuple[Outgoing, Awaitable[Receipt] | None]] = []
+        sent: list[tuple[Outgoing, asyncio.Future[Any] | None]] = []
         error: BaseException | None = None
         for item in window:
             try:
@@ -268,7 +272,7 @@ class Publisher:
                     continue
                 error = exc
                 break
-        results = await asyncio.gather(*(r for _, r in sent if r is not None), return_exceptions=True)
+        results = await _settle([r for _, r in sent if r is not None], self.ack_timeout)
         done = 0
         extra: list[tuple[str, bytes, dict[str, str]]] = []
         answers = iter(results)
@@ -294,7 +298,7 @@ class Publisher:
         return True
 
     def _completed(
-        self, item: Outgoing, receipt: Receipt, extra: list[tuple[str, bytes, dict[str, str]]]
+        self, item: Outgoing, receipt: Any, extra: list[tuple[str, bytes, dict[str, str]]]
     ) -> None:
         self.counters["published"] += 1
         self.last_seq = item.seq = receipt.seq
@@ -321,7 +325,7 @@ class Publisher:
             pending = [
                 await sink.publish(subject, payload, None, headers) for subject, payload, headers in extra
             ]
-            results = await asyncio.gather(*pending, return_exceptions=True)
+            results = await _settle(pending, self.ack_timeout)
         except Exception as exc:
             results = [exc]
         for result in results:
@@ -336,7 +340,10 @@ class Publisher:
         try:
             narrowed = record if self.gap_filter is None else await self.gap_filter(record)
             if narrowed is not None and narrowed.streams:
-                receipt = await (await sink.publish(GAP_SUBJECT, narrowed.to_json(), narrowed.msg_id, {}))
+                future = await sink.publish(GAP_SUBJECT, narrowed.to_json(), narrowed.msg_id, {})
+                (receipt,) = await _settle([future], self.ack_timeout)
+                if isinstance(receipt, BaseException):
+                    raise receipt
                 self.last_seq = receipt.seq
                 self.counters["gap_records"] += 1
                 log.warning(
@@ -386,6 +393,21 @@ def _snapshot_message(item: Outgoing, book: OrderBook) -> tuple[str, bytes, dict
 def gap_outgoing(record: GapRecord) -> Outgoing:
     """The :class:`Outgoing` of a gap record."""
     return Outgoing(GAP_SUBJECT, b"", record.msg_id, received_ns=record.end_ns, gap=record)
+
+
+async def _settle(futures: list[asyncio.Future[Any]], timeout: float) -> list[Any]:
+    """Each future's result or exception, in order; those not done within ``timeout`` are cancelled."""
+    if futures:
+        _, late = await asyncio.wait(futures, timeout=timeout)
+        for future in late:
+            future.cancel()
+    results: list[Any] = []
+    for future in futures:
+        if future.cancelled():
+            results.append(TimeoutError(f"no acknowledgement within {timeout:g} s"))
+        else:
+            results.append(future.exception() or future.result())
+    return results
 
 
 def _until_gap(window: list[Outgoing]) -> list[Outgoing]:

@@ -4,23 +4,24 @@ The publisher only needs three things from a message system, so another one
 (Kafka, say) can be put in its place by writing these three:
 
 - ``publish(subject, payload, msg_id, headers)`` enqueues one message, in
-  order, and returns an awaitable :class:`Receipt` (a message system that
-  pipelines acknowledgements, as JetStream and Kafka producers do, answers
-  later);
+  order, and returns an ``asyncio.Future`` that resolves to its receipt (a
+  message system that pipelines acknowledgements, as JetStream and Kafka
+  producers do, answers later; the publisher bounds the wait);
 - ``flush()`` waits until everything enqueued is on its way;
 - ``close()`` releases the connection.
 
-A receipt names the message's position in its stream (``seq``), which the
-snapshot headers refer to, and whether the system recognised ``msg_id`` as a
-duplicate and kept the first copy.
+A receipt (a :class:`Receipt`, or the system's own acknowledgement with the
+same two attributes) names the message's position in its stream (``seq``),
+which the snapshot headers refer to, and whether the system recognised
+``msg_id`` as a duplicate and kept the first copy.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from kraken_nb.relay.connection import NatsLink
 
@@ -40,8 +41,8 @@ class Sink(Protocol):
 
     async def publish(
         self, subject: str, payload: bytes, msg_id: str | None, headers: Mapping[str, str]
-    ) -> Awaitable[Receipt]:
-        """Enqueue one message; return what resolves to its receipt."""
+    ) -> asyncio.Future[Any]:
+        """Enqueue one message; return the future of its receipt."""
         ...
 
     async def flush(self) -> None:
@@ -54,11 +55,11 @@ class Sink(Protocol):
 
 
 class JetStreamSink:
-    """Publishes to JetStream with ``Nats-Msg-Id``, pipelining the acknowledgements.
+    """Publishes to JetStream with ``Nats-Msg-Id``, pipelining the acknowledgements (``PubAck``).
 
-    A receipt not answered within ``ack_timeout`` raises ``TimeoutError``; the
-    publisher then sends that message again under the same id, which the
-    stream recognises if the first copy did arrive.
+    A message whose acknowledgement does not come in time is sent again by
+    the publisher under the same id, which the stream recognises if the first
+    copy did arrive.
     """
 
     def __init__(self, link: NatsLink, *, ack_timeout: float = 5.0) -> None:
@@ -67,19 +68,14 @@ class JetStreamSink:
 
     async def publish(
         self, subject: str, payload: bytes, msg_id: str | None, headers: Mapping[str, str]
-    ) -> Awaitable[Receipt]:
-        """Enqueue the message on the NATS connection; the result resolves to its :class:`Receipt`."""
+    ) -> asyncio.Future[Any]:
+        """Enqueue the message on the NATS connection; the future resolves to its ``PubAck``."""
         if not self._link.connected:
             raise ConnectionError(f"{self._link.shown} is not connected")
         sent = dict(headers)
         if msg_id is not None:
             sent["Nats-Msg-Id"] = msg_id
-        future = await self._link.js.publish_async(subject, payload, headers=sent)
-        return self._receipt(future)
-
-    async def _receipt(self, future: asyncio.Future) -> Receipt:  # type: ignore[type-arg]
-        ack = await asyncio.wait_for(future, self._ack_timeout)
-        return Receipt(int(ack.seq), bool(ack.duplicate))
+        return await self._link.js.publish_async(subject, payload, headers=sent)  # type: ignore[no-any-return]
 
     async def flush(self) -> None:
         """Wait until the connection has written everything out."""

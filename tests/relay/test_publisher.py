@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 
 import pytest
 
@@ -33,7 +33,7 @@ class StoreSink:
 
     async def publish(
         self, subject: str, payload: bytes, msg_id: str | None, headers: Mapping[str, str]
-    ) -> Awaitable[Receipt]:
+    ) -> asyncio.Future[Receipt]:
         if self.down:
             raise ConnectionError("the sink is down")
         self.publishes += 1
