@@ -61,11 +61,13 @@ def test_logins_and_permissions_are_clear_errors(tmp_path: Path, simulator: Simu
             with pytest.raises(RelayError, match="refused the connection") as refused:
                 KrakenClient.from_nats(f"nats://admin:wrong@127.0.0.1:{port}", timeout=5)
             assert "wrong" not in str(refused.value)  # the password is never shown
+            started = time.monotonic()
             with pytest.raises(RelayError, match=r"permission denied while reading stream KRAKEN"):
                 KrakenClient.from_nats(f"nats://outsider:outpw@127.0.0.1:{port}", timeout=5)
             # may read stream info but not create consumers or read snapshots
             with pytest.raises(RelayError, match="permission denied") as denied:
                 KrakenClient.from_nats(f"nats://reader:readpw@127.0.0.1:{port}", timeout=5)
+            assert time.monotonic() - started < 8  # at once, not after each request's 5 s timeout
             assert "readpw" not in str(denied.value) and "***@127.0.0.1" in str(denied.value)
         with pytest.raises(RelayError, match="permission denied while setting up stream KRAKEN"):
             Relay(
@@ -101,6 +103,16 @@ def test_what_the_relay_does_not_carry_is_rejected_naming_what_it_carries(
         client.subscribe("book", "BTC/USD", depth=25)
         client.wait_until(lambda c: (b := c.book("BTC/USD")) is not None and b.valid, timeout=10)
         assert client.book("BTC/USD").depth == 25
+        client.wait_until(lambda c: not c.trades("ETH/USD").empty, timeout=10)
+        consumers = client.stats()["consumers"]
+        client.unsubscribe("trade", "ETH/USD")
+        assert client.stats()["consumers"] == consumers - 1
+        time.sleep(0.5)
+        before = len(client.trades("ETH/USD"))
+        time.sleep(1.5)
+        assert len(client.trades("ETH/USD")) == before  # no more ETH/USD trades
+        client.subscribe("trade", "ETH/USD")  # and back
+        client.wait_until(lambda c: len(c.trades("ETH/USD")) > before, timeout=10)
         states = {(s.channel, s.symbol): s.state for s in client.subscriptions()}
         assert states == {
             ("trade", "BTC/USD"): "confirmed",
