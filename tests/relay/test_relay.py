@@ -255,3 +255,41 @@ def test_a_hot_standby_relay_stores_nothing_twice(nats_server: LocalNatsServer, 
         assert (
             stored == published - duplicates + primary.stats()["gap_records"] + standby.stats()["gap_records"]
         )
+
+
+def test_widgets_run_on_a_relay_client_and_show_a_nats_outage(
+    nats_server: LocalNatsServer, simulator: Simulator
+) -> None:
+    """The widgets only read the client: a relay-fed one ticks the same, and shows NATS going away."""
+    from kraken_nb.widgets import DepthHeatmap, TradeTape
+
+    with (
+        start_relay(nats_server, simulator, market("trade", "book", symbols=("BTC/USD",))),
+        KrakenClient.from_nats(nats_server.url, start="first") as client,
+    ):
+        client.subscribe("trade", "BTC/USD")
+        client.subscribe("book", "BTC/USD")
+        tape = TradeTape(client, "BTC/USD", rows=500, rate_hz=0.001)
+        heatmap = DepthHeatmap(client, "BTC/USD", depth=10, rate_hz=0.001)
+        sent: list[dict[str, Any]] = []
+        tape.send = lambda content, buffers=None: sent.append(content)  # type: ignore[method-assign]
+        try:
+            wait_for(lambda: len(client.trades()) > 20 and client.book("BTC/USD").valid, 20, "data")
+            tape.tick()
+            heatmap.tick()
+            assert tape.status == heatmap.status == "live"
+            shown = [
+                entry[4] for content in sent if content.get("type") == "trades" for entry in content["trades"]
+            ]
+            assert shown and set(shown) <= set(client.trades("BTC/USD").trade_id)
+            nats_server.kill()
+            wait_for(lambda: client.connection_state == "reconnecting", 10, "the client to notice")
+            tape.tick()
+            assert tape.status == "reconnecting"
+            nats_server.start()
+            wait_for(lambda: client.connection_state == "live", 20, "the client back")
+            tape.tick()
+            assert tape.status == "live"
+        finally:
+            tape.close()
+            heatmap.close()
