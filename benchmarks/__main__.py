@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, str] = {
     "responsive": "benchmarks.responsive",
     "dataframes": "benchmarks.dataframes",
     "widgets": "benchmarks.widget_bandwidth",
+    "serve": "benchmarks.serve",
     "relay": "benchmarks.relay",
 }
 """Benchmark names and the modules whose ``run(settings)`` measures them, in running order."""

@@ -1,13 +1,16 @@
-"""DataFrame cost: trade appends, ``to_frame()``, memory per million rows, and ``max_rows`` over a long run.
+"""DataFrame cost: trade appends, ``to_frame()`` (float and exact), memory per million rows, ``max_rows``.
 
 Rows are the trade dicts ``Session.feed`` hands the buffer (decoded by
 ``loads_exact``: ``Decimal`` price and qty, RFC 3339 timestamp text), taken
 from the generated trade corpus and repeated with consecutive per-symbol
-trade ids until there are enough. The comparisons, measured in the same run:
+trade ids until there are enough. The buffer knows the pairs' precisions, as
+a session does once the instrument channel answered. The comparisons, measured in the same run:
 
 * appending: the same per-row conversions appended to seven Python lists;
 * ``to_frame()``: ``pd.DataFrame`` built once from those lists with the same
   dtypes (checked equal to ``to_frame()``'s result);
+* ``to_frame(exact=True)``: against ``to_frame()``, both the first call after
+  an append (the exact frame is checked equal to one built from Decimals);
 * memory: ``tracemalloc`` of the buffer's storage (``TradeBuffer(capacity=n)``)
   against ``DataFrame.memory_usage(deep=True)``;
 * ``max_rows``: the peak traced memory of a long run against its peak after
@@ -30,14 +33,17 @@ import pandas as pd
 from benchmarks.corpus import load_corpora
 from benchmarks.results import Report, Row
 from benchmarks.settings import Settings
-from kraken_nb.core.buffers import TradeBuffer
+from kraken_nb.core.buffers import Precisions, TradeBuffer, decimal_array
 from kraken_nb.core.timestamps import parse_rfc3339_ns
 from kraken_nb.core.wire import loads_exact
+from kraken_nb.simulator.pairs import PAIR_SPECS
 
 __all__ = ["NAME", "run", "trade_rows"]
 
 NAME = "dataframes"
 _FLAT = 1.1
+_RECEIVED_NS = 1_700_000_000_000_000_000
+"""The receive time given to every appended trade."""
 
 
 def trade_rows(settings: Settings, count: int) -> list[dict[str, Any]]:
@@ -55,12 +61,21 @@ def trade_rows(settings: Settings, count: int) -> list[dict[str, Any]]:
     return rows
 
 
+def _precisions() -> Precisions:
+    """The simulator pairs' precisions, as the instrument channel gives them."""
+    precisions = Precisions()
+    for symbol, spec in PAIR_SPECS.items():
+        precisions.set(symbol, spec.price_precision, spec.qty_precision)
+    return precisions
+
+
 def _append_seconds(rows: list[dict[str, Any]]) -> tuple[float, TradeBuffer]:
-    buffer = TradeBuffer()
+    buffer = TradeBuffer(precisions=_precisions())
     append = buffer.append
+    received = _RECEIVED_NS
     started = time.perf_counter()
     for row in rows:
-        append(row)
+        append(row, received)
     return time.perf_counter() - started, buffer
 
 
@@ -110,8 +125,36 @@ def _frame_from_lists(columns: dict[str, list[Any]], like: pd.DataFrame) -> pd.D
             "qty": np.array(columns["qty"], dtype=np.float64),
             "ord_type": categorical("ord_type"),
             "trade_id": np.array(columns["trade_id"], dtype=np.int64),
+            "received": pd.to_datetime(np.full(len(columns["time"]), _RECEIVED_NS), unit="ns", utc=True),
         }
     )
+
+
+def _check_exact(frame: pd.DataFrame, rows: list[dict[str, Any]]) -> None:
+    """The exact frame's prices and quantities are the rows' Decimals (the benchmark's answer check)."""
+    for name in ("price", "qty"):
+        column = frame[name]
+        expected = decimal_array(
+            np.zeros(len(rows)),
+            {i: row[name] for i, row in enumerate(rows)},
+            column.dtype.pyarrow_dtype.scale,
+        )
+        if not (column.array == expected).all():
+            raise RuntimeError(f"to_frame(exact=True) changed {name} values")
+
+
+def _exact_seconds(buffer: TradeBuffer, rows: list[dict[str, Any]]) -> tuple[float, float]:
+    """First calls of ``to_frame()`` and ``to_frame(exact=True)`` after an append, best of three each."""
+    extra = dict(rows[-1], trade_id=rows[-1]["trade_id"] + 1)  # the next id of its symbol
+    floats, exacts = [], []
+    for round_ in range(3):
+        buffer.append(dict(extra, trade_id=extra["trade_id"] + 2 * round_), _RECEIVED_NS)
+        floats.append(_timed(buffer.to_frame)[0])
+        buffer.append(dict(extra, trade_id=extra["trade_id"] + 2 * round_ + 1), _RECEIVED_NS)
+        seconds, frame = _timed(partial(buffer.to_frame, exact=True))
+        exacts.append(seconds)
+    _check_exact(frame.iloc[: len(rows)], rows)
+    return min(floats), min(exacts)
 
 
 def _timed(function: Any) -> tuple[float, Any]:
@@ -193,6 +236,7 @@ def run(settings: Settings) -> Report:
     frame_bytes = float(frame.memory_usage(deep=True).sum())
     storage = _storage_bytes_per_row(count)
     del columns, from_lists, frame
+    float_s, exact_s = _exact_seconds(buffer, rows)
     long_total, max_rows = settings.long_run_rows, settings.long_run_max_rows
     long = _long_run(rows, long_total, max_rows)
     if long["kept"] != max_rows:
@@ -227,6 +271,15 @@ def run(settings: Settings) -> Report:
             compare="{ratio}× the first call",
         ),
         Row(
+            f"{NAME}.to_frame_exact",
+            NAME,
+            f"to_frame(exact=True) of {count:,} trades (decimal128 price and qty, first call)",
+            exact_s * 1e3,
+            "ms",
+            ratio=exact_s / float_s,
+            compare=f"{{ratio}}× to_frame() ({float_s * 1e3:.1f} ms), first call after an append",
+        ),
+        Row(
             f"{NAME}.memory",
             NAME,
             "TradeBuffer storage per 1M trade rows (tracemalloc)",
@@ -255,6 +308,8 @@ def run(settings: Settings) -> Report:
         "lists_append_s": lists_s,
         "to_frame_s": frame_s,
         "to_frame_cached_s": cached_s,
+        "to_frame_float_after_append_s": float_s,
+        "to_frame_exact_s": exact_s,
         "frame_from_lists_s": lists_frame_s,
         "frame_bytes": frame_bytes,
         "storage_bytes_per_row": storage,

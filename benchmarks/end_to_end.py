@@ -79,9 +79,9 @@ class Level:
 class _Server(Child):
     """The simulator process (``benchmarks.sim_process``) and its command pipe."""
 
-    def __init__(self, seed: int, speed: float) -> None:
+    def __init__(self, seed: int, speed: float, tick: float = _TICK_S) -> None:
         super().__init__(
-            "benchmarks.sim_process", "--seed", str(seed), "--speed", str(speed), "--tick", str(_TICK_S)
+            "benchmarks.sim_process", "--seed", str(seed), "--speed", str(speed), "--tick", str(tick)
         )
         self.url: str = self.hello["url"]
 

@@ -110,3 +110,25 @@ class Settings:
     def workload_scale(self) -> float:
         """Size of the notebook workload (1.0: about 0.1 s on a quiet core)."""
         return 0.2 if self.quick else 1.0
+
+    # -- serving ---------------------------------------------------------------------------
+
+    @property
+    def serve_speed(self) -> float:
+        """Simulator speed while the servers are measured."""
+        return 10.0 if self.quick else 20.0
+
+    @property
+    def serve_window_s(self) -> float:
+        """Seconds measured in each round, with and without servers."""
+        return 2.0 if self.quick else 8.0
+
+    @property
+    def serve_rounds(self) -> int:
+        """Rounds of without-then-with servers."""
+        return 1 if self.quick else 3
+
+    @property
+    def serve_readers(self) -> tuple[int, int, int, int]:
+        """Book long-pollers, trade long-pollers, REST pollers and MCP pollers (50 in all)."""
+        return (4, 3, 1, 2) if self.quick else (20, 15, 5, 10)

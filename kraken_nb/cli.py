@@ -1,10 +1,11 @@
-"""The ``kraken-nb`` command: demo notebooks, the simulator, record, replay and tail.
+"""The ``kraken-nb`` command: demo notebooks, the simulator, record, replay, tail, serve and relay.
 
 - ``kraken-nb demo [--check]``: open (or run headless) the quickstart notebook
 - ``kraken-nb sim --port N``: serve the simulator (as ``python -m kraken_nb.simulator``)
 - ``kraken-nb record --out F``: write raw frames with receive times to a gzip JSON-lines file
 - ``kraken-nb replay F [--serve]``: summarise a recording, or serve it over WebSocket at its pace
 - ``kraken-nb tail SYMBOL``: a live ticker line in the terminal
+- ``kraken-nb serve``: the streams over REST (port 8080) and MCP (port 9090) until Ctrl-C or SIGTERM
 - ``kraken-nb relay --nats URL``: receive once, publish to NATS JetStream for a team
 
 This module is the terminal's side of the package: it writes to stdout/stderr
@@ -26,6 +27,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -33,6 +35,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Final
 
+import pandas as pd
 from websockets.exceptions import WebSocketException
 
 from kraken_nb.client import KRAKEN_WS_URL, KrakenClient
@@ -61,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``kraken-nb`` and its subcommands."""
     parser = argparse.ArgumentParser(
         prog="kraken-nb",
-        description="Live Kraken market data in Jupyter: demo, sim, record, replay, tail, relay.",
+        description="Live Kraken market data in Jupyter: demo, sim, record, replay, tail, serve, relay.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log lifecycle events to stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -97,6 +100,25 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("symbol", help="pair, e.g. BTC/USD")
     tail.add_argument("--seconds", type=float, help="stop after this many seconds (default: Ctrl-C)")
     _add_source_options(tail)
+
+    serve = sub.add_parser("serve", help="serve the streams over REST and MCP (one upstream connection)")
+    _add_source_options(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--rest-port", type=int, default=8080, help="REST port (default 8080; 0 picks one)")
+    serve.add_argument("--mcp-port", type=int, default=9090, help="MCP port (default 9090; 0 picks one)")
+    serve.add_argument(
+        "--api-key-env",
+        metavar="NAME",
+        help="environment variable holding the API key clients send as a bearer token "
+        "(required to bind anything but loopback)",
+    )
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another host name clients may address the server by (repeatable; DNS-rebinding check)",
+    )
     return parser
 
 
@@ -122,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "record": _record,
         "replay": _replay,
         "tail": _tail,
+        "serve": _serve,
         "relay": lambda a: run_relay(a, _source),
     }
     try:
@@ -419,13 +442,56 @@ def _tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from kraken_nb.serve import require_extra
+
+    try:
+        require_extra()
+    except ModuleNotFoundError as exc:
+        print(f"kraken-nb serve: {exc}", file=sys.stderr)
+        return 2
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            print(f"kraken-nb serve: the environment variable {args.api_key_env} is not set", file=sys.stderr)
+            return 2
+    stop = threading.Event()
+    handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        client = KrakenClient.simulated(speed=args.speed) if args.simulator else KrakenClient(args.url)
+        with client:
+            handle = client.serve(
+                args.rest_port,
+                args.mcp_port,
+                host=args.host,
+                api_key=api_key,
+                allowed_hosts=args.allowed_host,
+            )
+            print(f"Streams of {client.url}", flush=True)
+            print(f"REST {handle.urls['rest']} (OpenAPI docs at {handle.urls['docs']})", flush=True)
+            print(f"MCP  {handle.urls['mcp']}", flush=True)
+            print(f'MCP client configuration: {{"type": "http", "url": "{handle.urls["mcp"]}"}}', flush=True)
+            print("Ctrl-C or SIGTERM stops.", flush=True)
+            while not stop.wait(0.25):
+                if not handle.running:
+                    print("kraken-nb serve: the servers stopped unexpectedly", file=sys.stderr)
+                    return 1
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    print("Stopped.", flush=True)
+    return 0
+
+
 def _ticker_line(symbol: str, latest: Any) -> str | None:
     """``BTC/USD  last 64000.1  bid 64000.0 / ask 64000.2  spread 0.2  24h -0.14%`` (None before data)."""
     if symbol not in latest.index:
         return None
     row = latest.loc[symbol]
     spread = row["ask"] - row["bid"]
-    stamp = row["time"].strftime("%H:%M:%S") if hasattr(row["time"], "strftime") else ""
+    when = row["time"] if pd.notna(row["time"]) else row["received"]  # Kraken's time, else arrival
+    stamp = when.strftime("%H:%M:%S") if pd.notna(when) else ""
     return (
         f"{symbol}  last {row['last']}  bid {row['bid']} / ask {row['ask']}  "
         f"spread {spread:.{_decimals(row['bid'], row['ask'])}f}  24h {row['change_pct']:+.2f}%  {stamp}"

@@ -38,6 +38,7 @@ from kraken_nb.source import Source
 from kraken_nb.transport import Clock, Transport
 
 if TYPE_CHECKING:
+    from kraken_nb.serve import Limits, ServeHandle
     from kraken_nb.simulator import Simulator
 
 __all__ = ["KRAKEN_WS_URL", "KrakenClient"]
@@ -142,6 +143,7 @@ class KrakenClient:
         self._dispatcher = Dispatcher(callback_queue_size)
         self._source: Source
         self._closed = False
+        self._served: list[ServeHandle] = []
 
     def _begin(self) -> None:
         self._dispatcher.start()
@@ -252,10 +254,12 @@ class KrakenClient:
         if self._closed:
             return
         self._closed = True
+        with self._lock:
+            self._lock.notify_all()  # requests waiting for acks raise ClientClosed now
+        for handle in self._served:
+            handle.stop()
         self._dispatcher.close()
         self._source.close()
-        with self._lock:
-            self._lock.notify_all()
         if self.simulator is not None:
             self.simulator.close()
         log.info("client closed")
@@ -421,27 +425,40 @@ class KrakenClient:
 
     # -- data -----------------------------------------------------------------------
 
-    def trades(self, symbol: str | None = None, last: int | None = None) -> pd.DataFrame:
-        """Trades received so far (de-duplicated by trade_id), oldest first."""
-        with self._lock:
-            return self._session.trades.to_frame(symbol=symbol, last=last)
+    # Every accessor: ``time`` is Kraken's own time of the row (NaT where the message had
+    # none), ``received`` the receive time; ``exact=True`` gives prices and quantities as
+    # exact decimals (``decimal128`` at the pair's precision) instead of float64.
 
-    def ticker(self, symbol: str | None = None, last: int | None = None) -> pd.DataFrame:
-        """Every ticker row received, with its receive time."""
+    def trades(
+        self, symbol: str | None = None, last: int | None = None, *, exact: bool = False
+    ) -> pd.DataFrame:
+        """Trades received so far (de-duplicated by trade_id), in arrival order."""
         with self._lock:
-            return self._session.tickers.to_frame(symbol=symbol, last=last)
+            return self._session.trades.to_frame(symbol=symbol, last=last, exact=exact)
 
-    def ticker_latest(self) -> pd.DataFrame:
+    def ticker(
+        self, symbol: str | None = None, last: int | None = None, *, exact: bool = False
+    ) -> pd.DataFrame:
+        """Every ticker row received, with Kraken's timestamp (``time``) and the receive time."""
+        with self._lock:
+            return self._session.tickers.to_frame(symbol=symbol, last=last, exact=exact)
+
+    def ticker_latest(self, *, exact: bool = False) -> pd.DataFrame:
         """The newest ticker row of each symbol, indexed by symbol."""
         with self._lock:
-            return self._session.tickers.latest()
+            return self._session.tickers.latest(exact=exact)
 
     def candles(
-        self, symbol: str | None = None, interval: int | None = None, last: int | None = None
+        self,
+        symbol: str | None = None,
+        interval: int | None = None,
+        last: int | None = None,
+        *,
+        exact: bool = False,
     ) -> pd.DataFrame:
         """OHLC candles (the current one updated in place), sorted by ``interval_begin``."""
         with self._lock:
-            return self._session.candles.to_frame(symbol=symbol, interval=interval, last=last)
+            return self._session.candles.to_frame(symbol=symbol, interval=interval, last=last, exact=exact)
 
     def book(self, symbol: str) -> OrderBook | None:
         """A consistent copy of ``symbol``'s order book (``None`` if not subscribed).
@@ -453,15 +470,23 @@ class KrakenClient:
             book = self._session.books.get(symbol)
             return book.copy() if book is not None else None
 
-    def book_history(self, symbol: str | None = None, last: int | None = None) -> pd.DataFrame:
+    def book_history(
+        self, symbol: str | None = None, last: int | None = None, *, exact: bool = False
+    ) -> pd.DataFrame:
         """Top of book each time it changed: bid, ask, their sizes, mid, spread, valid."""
         with self._lock:
-            return self._session.book_tops.to_frame(symbol=symbol, last=last)
+            return self._session.book_tops.to_frame(symbol=symbol, last=last, exact=exact)
 
-    def depth_history(self, symbol: str | None = None, last: int | None = None) -> pd.DataFrame:
-        """Depth snapshots over time (long format: time, symbol, side, price, qty), for heatmaps."""
+    def depth_history(
+        self, symbol: str | None = None, last: int | None = None, *, exact: bool = False
+    ) -> pd.DataFrame:
+        """Depth samples over time, long format (time, symbol, side, price, qty, received), for heatmaps.
+
+        The levels of one sample share ``received`` (``time`` is NaT for a
+        sample of a book message without a timestamp, such as a snapshot).
+        """
         with self._lock:
-            return self._session.depths.to_frame(symbol=symbol, last=last)
+            return self._session.depths.to_frame(symbol=symbol, last=last, exact=exact)
 
     def instruments(self) -> pd.DataFrame:
         """Tradeable pairs with their precisions and limits, indexed by symbol."""
@@ -504,10 +529,15 @@ class KrakenClient:
                 "trades": counters["trades"],
                 "duplicate_trades": counters["duplicate_trades"],
                 "trade_gaps": counters["trade_gaps"],
+                "trade_id_anomalies": counters["trade_id_anomalies"],
+                "stale_trades": counters["stale_trades"],
                 "checksum_mismatches": counters["checksum_mismatches"],
                 "resyncs": counters["resyncs"],
                 "malformed": counters["malformed"],
+                "rejected_items": counters["rejected_items"],
+                "internal_errors": counters["internal_errors"],
                 "exact_decodes": counters["exact_decodes"],
+                "exact_reads": counters["exact_reads"],
                 "rejected": counters["rejected"],
                 "resubscribe_rejections": counters["resubscribe_rejections"],
                 "subscribe_timeouts": counters["subscribe_timeouts"],
@@ -569,6 +599,44 @@ class KrakenClient:
                 self._session.remove_tap(tap)
 
         return remove
+
+    # -- serving --------------------------------------------------------------------
+
+    def serve(
+        self,
+        rest_port: int = 8080,
+        mcp_port: int = 9090,
+        *,
+        host: str = "127.0.0.1",
+        api_key: str | None = None,
+        allowed_hosts: Iterable[str] = (),
+        limits: Limits | None = None,
+    ) -> ServeHandle:
+        """Serve this client's streams over REST and MCP in the background; return the handle.
+
+        ``handle.urls`` says where (``rest``, ``docs``, ``mcp``); ``handle.stop()``
+        or closing the client stops both servers. Port 0 picks a free one. Any
+        ``host`` other than loopback needs ``api_key``, then required as a bearer
+        token on both surfaces; ``allowed_hosts`` adds names clients may use in
+        ``Host`` (DNS-rebinding protection). Needs ``pip install "kraken_nb[serve]"``.
+        An assistant connected to the MCP server sees exactly what this client
+        and its widgets see; start serving before subscribing so that repeated
+        subscribes can be answered with Kraken's acks.
+        """
+        from kraken_nb.serve import serve
+
+        self._check_open()
+        handle = serve(
+            self,
+            rest_port=rest_port,
+            mcp_port=mcp_port,
+            host=host,
+            api_key=api_key,
+            allowed_hosts=allowed_hosts,
+            limits=limits,
+        )
+        self._served.append(handle)
+        return handle
 
     # -- widgets --------------------------------------------------------------------
 

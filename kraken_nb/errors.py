@@ -8,6 +8,7 @@ request never reached Kraken or never came back. Remote errors
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -22,9 +23,33 @@ __all__ = [
     "RecordingError",
     "RelayError",
     "RequestTimeout",
+    "ServeError",
     "ServerError",
     "SubscriptionRejected",
+    "brief",
 ]
+
+_BRIEF_LIMIT = 200
+_brief_repr = reprlib.Repr()
+_brief_repr.maxlevel = 4
+_brief_repr.maxstring = _brief_repr.maxother = 80
+_brief_repr.maxdict = _brief_repr.maxlist = 8
+
+
+def brief(value: Any, limit: int = _BRIEF_LIMIT) -> str:
+    """A short ``repr`` of ``value`` for messages, bounded in length and nesting.
+
+    A hostile frame may be megabytes long or nested a thousand levels deep;
+    showing it must cost little and never fail.
+    """
+    if isinstance(value, (str, bytes, bytearray)):
+        shown = repr(value[:limit])
+        return shown + "…" if len(value) > limit else shown
+    try:
+        shown = _brief_repr.repr(value)
+    except Exception:  # a value whose __repr__ fails still gets a name
+        shown = f"<{type(value).__name__}>"
+    return shown if len(shown) <= limit else shown[:limit] + "…"
 
 
 class KrakenError(Exception):
@@ -51,15 +76,19 @@ class RequestTimeout(KrakenError, TimeoutError):
 
 
 class ConnectionFailed(KrakenError, ConnectionError):
-    """The server ended the connection for good (close code 1008, policy violation).
+    """The connection ended for good: close code 1008 (policy violation), or ``code`` None
+    when the client's own network thread stopped (a bug, logged with its traceback).
 
     The client does not reconnect: its ``connection_state`` is ``"failed"`` and
     every request raises this error. ``code`` and ``reason`` are the server's.
     """
 
-    def __init__(self, code: int, reason: str = "") -> None:
+    def __init__(self, code: int | None, reason: str = "") -> None:
         self.code = code
         self.reason = reason
+        if code is None:  # not the server's doing: the client's network thread stopped
+            super().__init__(f"the client stopped receiving: {reason}")
+            return
         detail = f": {reason}" if reason else ""
         super().__init__(f"the server closed the connection with code {code} (policy violation){detail}")
 
@@ -70,10 +99,8 @@ class MalformedMessage(KrakenError, ValueError):
     def __init__(self, reason: str, frame: str | bytes | Mapping[str, Any] | None = None) -> None:
         self.reason = reason
         self.frame = frame
-        shown = repr(frame)
-        if len(shown) > 200:
-            shown = shown[:200] + "…"
-        super().__init__(f"malformed message: {reason}" + (f" in {shown}" if frame is not None else ""))
+        shown = f" in {brief(frame)}" if frame is not None else ""
+        super().__init__(f"malformed message: {reason}{shown}")
 
 
 class InexactNumber(MalformedMessage):
@@ -128,3 +155,18 @@ class ChecksumMismatch(KrakenError):
         self.expected = expected
         self.actual = actual
         super().__init__(f"{symbol} book checksum mismatch: server {expected}, local {actual}")
+
+
+class ServeError(KrakenError):
+    """A REST or MCP request that cannot be served, with its HTTP ``status`` and a clear ``detail``.
+
+    The REST surface answers it as ``application/problem+json`` (RFC 9457),
+    the MCP surface as a tool result with ``isError: true``. ``extra`` holds
+    further members of the problem document (e.g. the connection state).
+    """
+
+    def __init__(self, status: int, detail: str, **extra: Any) -> None:
+        self.status = status
+        self.detail = detail
+        self.extra = extra
+        super().__init__(detail)

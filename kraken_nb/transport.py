@@ -49,6 +49,10 @@ log = logging.getLogger(__name__)
 TERMINAL_CLOSE_CODES: Final = frozenset({1008})
 """Close codes after which the transport stops for good (1008: policy violation)."""
 
+# What ends a connection in the ordinary way; anything else ending a task is a bug, reported.
+_CONNECTION_ERRORS = (OSError, TimeoutError, websockets.exceptions.WebSocketException)
+
+
 
 class Clock:
     """The time the reconnect policy reads and waits on: monotonic seconds and ``sleep``.
@@ -66,6 +70,9 @@ class Clock:
         await asyncio.sleep(seconds)
 
 
+_TASK_NAMES = ("reader", "writer", "watchdog", "stop")
+
+
 class Transport(Source):
     """Keeps a session connected to ``url`` until :meth:`close` (or a terminal close code).
 
@@ -77,6 +84,7 @@ class Transport(Source):
     """
 
     thread_name = "kraken-nb-transport"
+    log = log
 
     def __init__(
         self,
@@ -256,6 +264,14 @@ class Transport(Source):
             self.failure = ConnectionFailed(received.code, received.reason)
 
     async def _serve(self, ws: ClientConnection) -> None:
+        """Read, write and watch one connection until one of them ends; then the connection closes.
+
+        The reader, the writer or the watchdog ending for any reason stops
+        the others, so a connection is never left open with nothing reading
+        it. A connection error propagates (``_connect_once`` handles it); any
+        other exception is a bug: it is logged with its traceback, kept in
+        ``last_error``, and the connection is closed and dialled again.
+        """
         tasks = [
             asyncio.create_task(self._read(ws)),
             asyncio.create_task(self._write(ws)),
@@ -264,8 +280,19 @@ class Transport(Source):
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
+            failed = [t for t in done if not t.cancelled() and t.exception() is not None]
+            for task in failed:
+                error = task.exception()
+                if isinstance(error, _CONNECTION_ERRORS):
+                    continue
+                # the close reason: _note_close reports it rather than our own close code
+                name = _TASK_NAMES[tasks.index(task)]
+                self._close_reason = self.last_error = f"{name} failed: {type(error).__name__}: {error}"
+                log.error("%s: %s; reconnecting", self.url, self._close_reason, exc_info=error)
+            if self._stop is not None and not self._stop.is_set():
+                self.state = "reconnecting"  # nothing reads from here on (the reason is recorded first)
+            for task in failed:
+                if isinstance(task.exception(), _CONNECTION_ERRORS):
                     raise task.exception()  # type: ignore[misc]
         finally:
             for task in tasks:
@@ -275,15 +302,10 @@ class Transport(Source):
     async def _read(self, ws: ClientConnection) -> None:
         try:
             async for frame in ws:
-                events, outgoing = self._feed(frame, time.time_ns())
-                for request in outgoing:
+                for request in self._handle_frame(frame):
                     await ws.send(json.dumps(request))
-                self._publish(events)
-        except websockets.exceptions.ConnectionClosed as exc:
-            code = exc.rcvd.code if exc.rcvd else "no close frame"
-            self.last_error = self._close_reason or f"connection closed ({code})"
-            return
-        self.last_error = self._close_reason or "connection closed by server"
+        except websockets.exceptions.ConnectionClosed:
+            return  # _note_close records how it ended
 
     async def _write(self, ws: ClientConnection) -> None:
         assert self._wakeup is not None

@@ -55,7 +55,10 @@ QUICKSTART = [
         "    )\n\n"
         "client.wait_until(ready, timeout=90)"
     ),
-    new_markdown_cell("Trades, oldest first, de-duplicated by `trade_id`:"),
+    new_markdown_cell(
+        "Trades in arrival order, de-duplicated by `trade_id`. Every frame has `time`, Kraken's own "
+        "time of the row, and `received`, when it arrived here:"
+    ),
     new_code_cell(
         "trades = client.trades(SYMBOL)\n"
         "assert len(trades) >= 3\n"
@@ -89,10 +92,58 @@ QUICKSTART = [
     new_markdown_cell("Counters for the connection:"),
     new_code_cell('stats = client.stats()\nassert stats["messages"] > 0\nstats'),
     new_markdown_cell(
-        "Next: `02_dataframes.ipynb` (analysis with pandas) and `03_order_book.ipynb` "
-        "(the book in depth). Close the dashboard and the client when you are done:"
+        "## The same streams over REST and MCP\n\n"
+        "`client.serve()` serves this very client in the background, so a script in another "
+        "language, `curl`, or an assistant reads exactly what the widgets show, over the one "
+        "upstream connection. Port 0 picks free ports here (the defaults are 8080 and 9090); "
+        "`handle.urls` says where. Reading never subscribes: the book is subscribed above."
     ),
-    new_code_cell("dash.close()\nclient.close()"),
+    new_code_cell(
+        "import json\n"
+        "from urllib.request import Request, urlopen\n\n"
+        "handle = client.serve(rest_port=0, mcp_port=0)\n\n\n"
+        "def post(path, body):\n"
+        '    request = Request(handle.urls["rest"] + path, data=json.dumps(body).encode(),\n'
+        '                      headers={"Content-Type": "application/json"})\n'
+        "    with urlopen(request, timeout=30) as reply:\n"
+        '        return json.load(reply)["result"]\n\n\n'
+        "print(handle.urls)"
+    ),
+    new_markdown_cell(
+        "`POST /v1/streams/book/subscribe` without a cursor answers one snapshot message, in "
+        "Kraken's WebSocket shape, with the cursor to continue from; with `since` it answers the "
+        "messages after that cursor (`wait` long-polls until there is one):"
+    ),
+    new_code_cell(
+        'snapshot = post("/v1/streams/book/subscribe", {"channel": "book", "params": {"symbol": [SYMBOL]}})\n'
+        'entry = snapshot["messages"][0]["data"][0]\n'
+        'assert snapshot["messages"][0]["type"] == "snapshot" and entry["bids"][0]["price"] < entry["asks"][0]["price"]\n'
+        'print("cursor", snapshot["cursor"], "best bid", entry["bids"][0], "best ask", entry["asks"][0])\n\n'
+        'page = post("/v1/streams/book/subscribe",\n'
+        '            {"channel": "book", "params": {"symbol": [SYMBOL], "since": snapshot["cursor"], "wait": 10}})\n'
+        'assert page["messages"] and not page["gap"] and page["cursor"] > snapshot["cursor"]\n'
+        'print(len(page["messages"]), "book updates after the snapshot; next cursor", page["cursor"])'
+    ),
+    new_markdown_cell(
+        "The MCP server at `handle.urls[\"mcp\"]` offers the same operations as 12 tools; an "
+        'assistant is configured with `{"type": "http", "url": "<that URL>"}`. The official MCP '
+        "client calls one:"
+    ),
+    new_code_cell(
+        "from mcp import Client\n\n"
+        'async with Client(handle.urls["mcp"]) as assistant:\n'
+        "    tools = await assistant.list_tools()\n"
+        '    reply = await assistant.call_tool("receive-ticker-snapshot-and-updates",\n'
+        '                                      {"channel": "ticker", "params": {"symbol": [SYMBOL]}})\n'
+        "assert len(tools.tools) == 12 and not reply.is_error\n"
+        "print(reply.content[0].text)"
+    ),
+    new_markdown_cell(
+        "Next: `02_dataframes.ipynb` (analysis with pandas) and `03_order_book.ipynb` "
+        "(the book in depth). Close the dashboard, the servers and the client when you are done "
+        "(closing the client stops its servers too):"
+    ),
+    new_code_cell("dash.close()\nhandle.stop()\nclient.close()"),
 ]
 
 DATAFRAMES = [
@@ -122,6 +173,30 @@ DATAFRAMES = [
         "assert low <= vwap <= high\n"
         'print(f"{len(trades)} trades, VWAP {vwap:,.2f} (low {low:,.2f}, high {high:,.2f})")'
     ),
+    new_markdown_cell(
+        "## Exact values\n\n"
+        "Prices and quantities are float64 by default: fast, and exact for any value of up to 15 "
+        "digits. `exact=True` returns them as exact decimals at the pair's precision instead "
+        "(pyarrow `decimal128`), for values such as a quantity `92146638.43575985` that a float "
+        "rounds. Sums, products and groupbys stay exact:"
+    ),
+    new_code_cell(
+        "exact = client.trades(SYMBOL, exact=True)\n"
+        "print(exact.dtypes[[\"price\", \"qty\"]])\n"
+        "exact_vwap = (exact.price * exact.qty).sum() / exact.qty.sum()\n"
+        "assert abs(float(exact_vwap) - vwap) <= 1e-9 * vwap\n"
+        "exact.groupby(\"side\", observed=True).qty.sum()"
+    ),
+    new_markdown_cell(
+        "## Latency\n\n"
+        "`received - time` is how long a trade took from Kraken's matching engine to this notebook "
+        "(the snapshot's trades are older than the subscription, so look at the newest):"
+    ),
+    new_code_cell(
+        "latency = (trades.received - trades.time).tail(20)\n"
+        "assert latency.notna().all()\n"
+        "latency.describe()"
+    ),
     new_markdown_cell("Buyers against sellers (the taker's side):"),
     new_code_cell(
         'by_side = trades.groupby("side", observed=True).agg(trades=("qty", "size"), volume=("qty", "sum"))\n'
@@ -143,14 +218,15 @@ DATAFRAMES = [
     new_markdown_cell(
         "## Spread over time\n\n"
         "`book_history()` holds the top of the book after every book message. "
-        "Resample it to one-second means:"
+        "Resample it to one-second means by receive time (real Kraken book snapshots carry no "
+        "timestamp, so their `time` is `NaT`):"
     ),
     new_code_cell(
         "tops = client.book_history(SYMBOL)\n"
         "valid = tops[tops.valid]\n"
         "assert len(valid) > 0 and (valid.spread > 0).all() and (valid.bid < valid.ask).all()\n"
-        'spread = valid.set_index("time").spread.resample("1s").mean().dropna()\n'
-        'px.line(spread, title=f"{SYMBOL} spread, 1 s mean", labels={"value": "spread", "time": ""})'
+        'spread = valid.set_index("received").spread.resample("1s").mean().dropna()\n'
+        'px.line(spread, title=f"{SYMBOL} spread, 1 s mean", labels={"value": "spread", "received": ""})'
     ),
     new_markdown_cell(
         "## Candles, resampled\n\n"
@@ -270,14 +346,15 @@ ORDER_BOOK = [
         "imbalance"
     ),
     new_markdown_cell(
-        "`depth_history()` samples the book about once a second (long format: time, side, price, qty). "
+        "`depth_history()` samples the book about once a second (long format: time, side, price, qty, "
+        "received; the levels of one sample share `received`). "
         "Wait for a few samples and compute the top-10 imbalance over time:"
     ),
     new_code_cell(
-        "client.wait_until(lambda c: c.depth_history(SYMBOL).time.nunique() >= 3, timeout=60)\n"
+        "client.wait_until(lambda c: c.depth_history(SYMBOL).received.nunique() >= 3, timeout=60)\n"
         "depth = client.depth_history(SYMBOL)\n"
-        'top10 = depth.groupby(["time", "side"], observed=True).head(10)\n'
-        'volume = top10.pivot_table(index="time", columns="side", values="qty", aggfunc="sum",\n'
+        'top10 = depth.groupby(["received", "side"], observed=True).head(10)\n'
+        'volume = top10.pivot_table(index="received", columns="side", values="qty", aggfunc="sum",\n'
         "                            observed=True)\n"
         'history = ((volume["bid"] - volume["ask"]) / (volume["bid"] + volume["ask"])).rename("imbalance")\n'
         "assert len(history) >= 3 and history.between(-1, 1).all()\n"

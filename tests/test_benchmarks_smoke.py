@@ -35,7 +35,10 @@ EXPECTED_KEYS = (
     [f"core.book{depth}.{row}" for depth in (10, 1000) for row in BOOK_ROWS]
     + [f"core.{channel}.{row}" for channel in ("trade", "ticker", "ohlc") for row in CHANNEL_ROWS]
     + ["e2e.sustained_rate", "e2e.latency_p50", "e2e.latency_p99"]
-    + [f"dataframes.{key}" for key in ("append", "to_frame", "to_frame_cached", "memory", "max_rows_peak")]
+    + [
+        f"dataframes.{key}"
+        for key in ("append", "to_frame", "to_frame_cached", "to_frame_exact", "memory", "max_rows_peak")
+    ]
     + [f"widgets.{name}" for name in ("TickerBoard", "TradeTape", "CandleChart", "DepthHeatmap")]
     + [
         f"ceiling.{case}x{pairs}.{row}"
@@ -45,6 +48,9 @@ EXPECTED_KEYS = (
     ]
     + ["ceiling.backlog"]
     + [f"responsive.{name}" for name in ("idle", "1k", "1k_widgets", "1k_offloaded", "5k", "5k_widgets")]
+    + [f"serve.{key}" for key in ("journal_book10", "journal_trade", "client_rate", "widget_rate")]
+    + [f"serve.{what}_{q}" for what in ("rest_delivery", "rest_read", "mcp_call") for q in ("p50", "p99")]
+    + ["serve.rest_requests", "serve.mcp_calls", "serve.sse_bytes"]
     + ["relay.publish_rate"]
     + [f"relay.fanout_{consumers}" for consumers in (1, 4, 16)]
     + ["relay.latency_p50", "relay.latency_p99"]
@@ -108,7 +114,12 @@ def test_every_row_is_present_with_finite_numbers(quick_run: dict[str, Any]) -> 
         else:
             assert row["value"] > 0 or key.startswith("e2e."), (key, row["value"])
     targets = [row for row in rows.values() if row["target"]]
-    assert {row["key"] for row in targets} >= {"core.book10.orjson", "dataframes.max_rows_peak"}
+    assert {row["key"] for row in targets} >= {
+        "core.book10.orjson",
+        "dataframes.max_rows_peak",
+        "serve.client_rate",
+        "serve.widget_rate",
+    }
     assert all(row["status"] in ("met", "missed", "unavailable") for row in targets)
 
 
@@ -128,6 +139,7 @@ def test_printed_table_matches_the_written_files(quick_run: dict[str, Any]) -> N
         "responsive",
         "dataframes",
         "widgets",
+        "serve",
         "relay",
     }
 

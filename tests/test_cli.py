@@ -13,12 +13,13 @@ import threading
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 from nbclient.exceptions import CellExecutionError
 from nbformat.v4 import new_code_cell, new_notebook
 
 from kraken_nb import KrakenClient
-from kraken_nb.cli import check_notebook, find_notebooks, main
+from kraken_nb.cli import _ticker_line, check_notebook, find_notebooks, main
 
 SYMBOLS = ["BTC/USD", "ETH/USD"]
 
@@ -148,6 +149,24 @@ def test_tail_prints_a_ticker_line_updating_in_place(capsys):
         last, bid, ask = map(float, match.groups())
         assert bid < ask and last > 0
     assert out.endswith("\n")
+
+
+def test_tail_line_shows_krakens_time_or_else_the_receive_time():
+    row = {"bid": 64000.0, "ask": 64000.2, "last": 64000.1, "change_pct": -0.14}
+    latest = pd.DataFrame(
+        [
+            {
+                **row,
+                "time": pd.Timestamp("2024-03-01T12:00:01Z"),
+                "received": pd.Timestamp("2024-03-01T12:00:09Z"),
+            },
+            {**row, "time": pd.NaT, "received": pd.Timestamp("2024-03-01T12:00:09Z")},
+        ],
+        index=["BTC/USD", "ETH/USD"],
+    )
+    assert _ticker_line("BTC/USD", latest).endswith("24h -0.14%  12:00:01")
+    assert _ticker_line("ETH/USD", latest).endswith("24h -0.14%  12:00:09")
+    assert _ticker_line("SOL/USD", latest) is None
 
 
 def test_sim_prints_its_url_and_serves_until_interrupted():

@@ -53,8 +53,18 @@ def test_every_channel_streams_into_frames(client: KrakenClient) -> None:
     wait(client, lambda: len(client.trades(SYMBOL)) > 60 and len(client.ticker("ETH/USD")) > 3)
 
     trades = client.trades()
-    assert list(trades.columns) == ["time", "symbol", "side", "price", "qty", "ord_type", "trade_id"]
+    assert list(trades.columns) == [
+        "time",
+        "symbol",
+        "side",
+        "price",
+        "qty",
+        "ord_type",
+        "trade_id",
+        "received",
+    ]
     assert isinstance(trades["time"].dtype, pd.DatetimeTZDtype)
+    assert isinstance(trades["received"].dtype, pd.DatetimeTZDtype)
     assert set(trades["symbol"]) == {SYMBOL, "ETH/USD"}
     assert set(trades["side"]) <= {"buy", "sell"}
     assert_trades_match_simulator(client, SYMBOL)

@@ -23,14 +23,17 @@ import logging
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from itertools import accumulate
 from typing import Any
 from zlib import crc32
 
 import numpy as np
 import pandas as pd
 
+from kraken_nb.core.buffers.exact import decimal_array
+from kraken_nb.core.schema import MAX_PRECISION
 from kraken_nb.core.wire import EXACT_UNITS, float_text, number_text, to_decimal
-from kraken_nb.errors import InexactNumber, InvalidParams, MalformedMessage
+from kraken_nb.errors import InexactNumber, InvalidParams, MalformedMessage, brief
 
 __all__ = ["OrderBook"]
 
@@ -40,7 +43,8 @@ CHECKSUM_LEVELS = 10
 """Levels per side that enter the checksum."""
 
 _PRICE_CACHE = 4096
-_INF = float("inf")
+_LIMIT = 1e308
+"""Prices and quantities must stay below this: past it a value has no finite float (or a 300-digit text)."""
 _SIDES = ("bid", "ask")
 
 _Qty = float | Decimal
@@ -155,22 +159,34 @@ class OrderBook:
 
     ``apply`` takes one element of a book message's ``data`` list. ``valid`` is
     False until a snapshot's checksum matches and stays False after any
-    mismatch until the next matching snapshot.
+    mismatch until the next matching snapshot. Prices and quantities may be
+    decimal strings (as in Kraken's REST answers and documentation) unless
+    ``numeric_strings=False``: the session's books take JSON numbers only,
+    as the WebSocket schema promises.
     """
 
-    def __init__(self, symbol: str, depth: int = 10, *, price_precision: int, qty_precision: int) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        depth: int = 10,
+        *,
+        price_precision: int,
+        qty_precision: int,
+        numeric_strings: bool = True,
+    ) -> None:
         if not isinstance(symbol, str) or not symbol:
             raise InvalidParams("symbol", symbol, "a non-empty string such as 'BTC/USD'")
         if not _is_int(depth) or depth < 1:
             raise InvalidParams("depth", depth, "a positive integer")
-        if not _is_int(price_precision) or price_precision < 0:
-            raise InvalidParams("price_precision", price_precision, "a non-negative integer")
-        if not _is_int(qty_precision) or qty_precision < 0:
-            raise InvalidParams("qty_precision", qty_precision, "a non-negative integer")
+        if not _is_int(price_precision) or not 0 <= price_precision <= MAX_PRECISION:
+            raise InvalidParams("price_precision", price_precision, f"an integer from 0 to {MAX_PRECISION}")
+        if not _is_int(qty_precision) or not 0 <= qty_precision <= MAX_PRECISION:
+            raise InvalidParams("qty_precision", qty_precision, f"an integer from 0 to {MAX_PRECISION}")
         self.symbol = symbol
         self.depth = depth
         self.price_precision = price_precision
         self.qty_precision = qty_precision
+        self.numeric_strings = numeric_strings
         self.valid = False
         self.version = 0
         self.timestamp: str | None = None
@@ -285,14 +301,24 @@ class OrderBook:
 
     def top(self) -> tuple[float | None, float | None, float | None, float | None]:
         """Best bid, its qty, best ask, its qty as floats (None for an empty side), in one call."""
+        bid, bid_qty, ask, ask_qty = self.top_values()
+        return (
+            bid,
+            None if bid_qty is None else float(bid_qty),
+            ask,
+            None if ask_qty is None else float(ask_qty),
+        )
+
+    def top_values(self) -> tuple[float | None, _Qty | None, float | None, _Qty | None]:
+        """``top()`` with the quantities as kept: a float, or a ``Decimal`` a float cannot hold."""
         bids, asks = self._bids, self._asks
         bid = bid_qty = ask = ask_qty = None
         if bids.prices:
             bid = bids.prices[-1]
-            bid_qty = float(bids.qtys[-1])
+            bid_qty = bids.qtys[-1]
         if asks.prices:
             ask = asks.prices[0]
-            ask_qty = float(asks.qtys[0])
+            ask_qty = asks.qtys[0]
         return bid, bid_qty, ask, ask_qty
 
     def spread(self) -> float | None:
@@ -334,16 +360,41 @@ class OrderBook:
             np.ascontiguousarray(ask_array[:, 1]),
         )
 
-    def to_frame(self) -> pd.DataFrame:
-        """The book as a DataFrame: side, price, qty, cum_qty; bids best first, then asks best first."""
+    def depth_values(self, n: int | None = None) -> tuple[list[float], list[_Qty], list[float], list[_Qty]]:
+        """Bid prices, bid qtys, ask prices, ask qtys of the best ``n`` levels, best first, as kept.
+
+        Quantities are floats, or ``Decimal`` where a float cannot hold them.
+        """
+        bids, asks = self._bids, self._asks
+        best_bids, best_asks = bids.best_first(n), asks.best_first(n)
+        return bids.prices[best_bids], bids.qtys[best_bids], asks.prices[best_asks], asks.qtys[best_asks]
+
+    def to_frame(self, *, exact: bool = False) -> pd.DataFrame:
+        """The book as a DataFrame: side, price, qty, cum_qty; bids best first, then asks best first.
+
+        ``exact=True`` gives price, qty and cum_qty as exact decimals at the
+        pair's precisions (``decimal128``, see :mod:`kraken_nb.core.buffers.exact`),
+        cum_qty summed exactly. The book's own time is ``timestamp``.
+        """
         bid_prices, bid_qtys, ask_prices, ask_qtys = self.depth_arrays()
         side = pd.Categorical(["bid"] * len(bid_prices) + ["ask"] * len(ask_prices), categories=list(_SIDES))
+        prices = np.concatenate([bid_prices, ask_prices])
+        qtys = np.concatenate([bid_qtys, ask_qtys])
+        if not exact:
+            cum_qty = np.concatenate([np.cumsum(bid_qtys), np.cumsum(ask_qtys)])
+            return pd.DataFrame({"side": side, "price": prices, "qty": qtys, "cum_qty": cum_qty})
+        _, raw_bids, _, raw_asks = self.depth_values()
+        raw = [*raw_bids, *raw_asks]
+        exact_qtys = {at: qty for at, qty in enumerate(raw) if type(qty) is not float}
+        sums = [*accumulate(map(to_decimal, raw_bids)), *accumulate(map(to_decimal, raw_asks))]
         return pd.DataFrame(
             {
                 "side": side,
-                "price": np.concatenate([bid_prices, ask_prices]),
-                "qty": np.concatenate([bid_qtys, ask_qtys]),
-                "cum_qty": np.concatenate([np.cumsum(bid_qtys), np.cumsum(ask_qtys)]),
+                "price": decimal_array(prices, {}, self.price_precision, "price"),
+                "qty": decimal_array(qtys, exact_qtys, self.qty_precision, "qty"),
+                "cum_qty": decimal_array(
+                    np.array(sums, dtype=np.float64), dict(enumerate(sums)), self.qty_precision, "cum_qty"
+                ),
             }
         )
 
@@ -373,23 +424,23 @@ class OrderBook:
         symbol = entry.get("symbol")
         if symbol != self.symbol:
             raise MalformedMessage(
-                f"book entry for symbol {symbol!r} applied to the {self.symbol!r} book", entry
+                f"book entry for symbol {brief(symbol)} applied to the {self.symbol!r} book", entry
             )
         expected = entry.get("checksum")
         if type(expected) is not int or not 0 <= expected < 2**32:
             raise MalformedMessage(
-                f"book checksum must be an unsigned 32-bit integer, got {expected!r}", entry
+                f"book checksum must be an unsigned 32-bit integer, got {brief(expected)}", entry
             )
         timestamp = entry.get("timestamp")
         if timestamp is not None and type(timestamp) is not str:
-            raise MalformedMessage(f"book timestamp must be a string, got {timestamp!r}", entry)
+            raise MalformedMessage(f"book timestamp must be a string, got {brief(timestamp)}", entry)
         return expected, timestamp
 
     @staticmethod
     def _levels_of(entry: Mapping[str, Any], name: str) -> Sequence[Any]:
         raw = entry.get(name)
         if type(raw) is not list and (not isinstance(raw, Sequence) or isinstance(raw, (str, bytes))):
-            raise MalformedMessage(f"book entry needs a {name!r} list, got {raw!r}", entry)
+            raise MalformedMessage(f"book entry needs a {name!r} list, got {brief(raw)}", entry)
         return raw
 
     def _update(self, side: _Side, entry: Mapping[str, Any], name: str, undo: list[_Undo]) -> None:
@@ -458,15 +509,15 @@ class OrderBook:
         if type(raw) is float:
             price = raw
         else:
-            exact = _number(raw, f"{name} price", entry)
+            exact = _number(raw, f"{name} price", entry, self.numeric_strings)
             price = float(exact)
             if to_decimal(price) != exact:
                 raise MalformedMessage(
-                    f"{name} price {raw!r} does not survive a float; the book keys prices exactly",
+                    f"{name} price {brief(raw)} does not survive a float; the book keys prices exactly",
                     entry,
                 )
-        if not 0 < price < _INF:
-            raise MalformedMessage(f"{name} price must be positive and finite, got {raw!r}", entry)
+        if not 0 < price < _LIMIT:
+            raise MalformedMessage(f"{name} price must be positive and finite, got {brief(raw)}", entry)
         text = self._price_texts.get(price)
         if text is None:
             text = _text(raw, price, self.price_precision, f"{name} price", entry)
@@ -477,9 +528,9 @@ class OrderBook:
 
     def _qty(self, raw: object, name: str, entry: Mapping[str, Any]) -> tuple[_Qty, str]:
         """A quantity and its checksum text (``_DELETE`` for zero)."""
-        qty = raw if type(raw) is float else _number(raw, f"{name} qty", entry)
-        if not 0 <= qty < _INF:
-            raise MalformedMessage(f"{name} qty must be a finite number ≥ 0, got {raw!r}", entry)
+        qty = raw if type(raw) is float else _number(raw, f"{name} qty", entry, self.numeric_strings)
+        if not 0 <= qty < _LIMIT:
+            raise MalformedMessage(f"{name} qty must be a finite number ≥ 0, got {brief(raw)}", entry)
         if not qty:
             return qty, _DELETE
         return qty, _text(raw, qty, self.qty_precision, f"{name} qty", entry)
@@ -496,26 +547,26 @@ def _text(raw: object, value: _Qty, precision: int, what: str, entry: Mapping[st
     text = float_text(raw, precision)
     if text is None:
         raise InexactNumber(
-            f"{what} {raw!r} has more digits than a float keeps; decode the frame with Decimals", entry
+            f"{what} {brief(raw)} has more digits than a float keeps; decode the frame with Decimals", entry
         )
     return text
 
 
 def _bad_level(level: object, name: str, entry: Mapping[str, Any]) -> MalformedMessage:
-    return MalformedMessage(f"{name} level needs 'price' and 'qty', got {level!r}", entry)
+    return MalformedMessage(f"{name} level needs 'price' and 'qty', got {brief(level)}", entry)
 
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _number(value: object, what: str, entry: Mapping[str, Any]) -> Decimal:
-    if isinstance(value, bool):
-        raise MalformedMessage(f"{what} is not a number: {value!r}", entry)
+def _number(value: object, what: str, entry: Mapping[str, Any], strings: bool) -> Decimal:
+    if isinstance(value, bool) or (not strings and isinstance(value, str)):
+        raise MalformedMessage(f"{what} is not a number: {brief(value)}", entry)
     try:
         number = to_decimal(value)  # type: ignore[arg-type]
     except (TypeError, ArithmeticError, ValueError):
-        raise MalformedMessage(f"{what} is not a number: {value!r}", entry) from None
+        raise MalformedMessage(f"{what} is not a number: {brief(value)}", entry) from None
     if not number.is_finite():
-        raise MalformedMessage(f"{what} is not finite: {value!r}", entry)
+        raise MalformedMessage(f"{what} is not finite: {brief(value)}", entry)
     return number

@@ -2,9 +2,15 @@
 
 ``parse`` decodes numbers as floats (or, asked to, as exact ``Decimal``: see
 :mod:`kraken_nb.core.wire` for when the book needs that) and returns one of
-the records below. Frames that are not JSON, or that claim a
-known kind but lack its fields, raise :class:`~kraken_nb.errors.MalformedMessage`;
-well-formed frames of a kind this module does not know become :class:`Unknown`.
+the records below. Frames that are not JSON, or whose envelope or control
+fields break the schema (:mod:`kraken_nb.core.schema`), raise
+:class:`~kraken_nb.errors.MalformedMessage`; well-formed frames of a kind
+this module does not know become :class:`Unknown`.
+
+Data frames are checked item by item: the good items of a trade, ticker,
+ohlc, book or instrument frame are kept in ``data`` (``pairs``/``assets``)
+and each bad one becomes a ``MalformedMessage`` in ``rejected``, so one bad
+trade never costs the good trades of its frame.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kraken_nb.core import schema
 from kraken_nb.core.wire import loads, loads_exact
-from kraken_nb.errors import MalformedMessage
+from kraken_nb.errors import MalformedMessage, brief
 
 __all__ = [
     "Ack",
@@ -89,6 +96,8 @@ class _ChannelMessage:
 
     snapshot: bool
     data: tuple[Mapping[str, Any], ...]
+    rejected: tuple[MalformedMessage, ...] = ()
+    """The items of the frame that broke the schema, each as the error saying why."""
 
     channel = ""
 
@@ -132,6 +141,8 @@ class InstrumentMessage:
     snapshot: bool
     assets: tuple[Mapping[str, Any], ...]
     pairs: tuple[Mapping[str, Any], ...]
+    rejected: tuple[MalformedMessage, ...] = ()
+    """The pairs and assets that broke the schema, each as the error saying why."""
 
     channel = "instrument"
 
@@ -156,11 +167,11 @@ Message = (
     | Unknown
 )
 
-_DATA_CHANNELS: dict[str, type[_ChannelMessage]] = {
-    "ticker": TickerMessage,
-    "book": BookMessage,
-    "ohlc": OhlcMessage,
-    "trade": TradeMessage,
+_DATA_CHANNELS: dict[str, tuple[type[_ChannelMessage], schema.Check]] = {
+    "ticker": (TickerMessage, schema.ticker_problem),
+    "book": (BookMessage, schema.book_entry_problem),
+    "ohlc": (OhlcMessage, schema.candle_problem),
+    "trade": (TradeMessage, schema.trade_problem),
 }
 
 
@@ -174,6 +185,8 @@ def parse(text: str | bytes, *, exact: bool = False) -> Message:
         frame = loads_exact(text) if exact else loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedMessage(f"not JSON ({exc})", text) from None
+    except TypeError:
+        raise MalformedMessage(f"a frame must be text or bytes, not {type(text).__name__}") from None
     return parse_object(frame)
 
 
@@ -188,80 +201,97 @@ def parse_object(frame: Any) -> Message:
         raise MalformedMessage("a frame must be a JSON object", frame)
     channel = frame.get("channel")
     if channel is not None:
+        if type(channel) is not str:
+            raise MalformedMessage(f"'channel' must be a string, not {type(channel).__name__}", frame)
         return _parse_channel(channel, frame)
     method = frame.get("method")
     if method == "pong":
-        return Pong(_req_id(frame), frame.get("time_in"), frame.get("time_out"))
-    if isinstance(method, str) or "success" in frame:
+        _check(schema.pong_problem(frame), frame)
+        return Pong(frame.get("req_id"), frame.get("time_in"), frame.get("time_out"))
+    if method is not None or "success" in frame:
         return _parse_ack(frame)
     return Unknown(frame)
 
 
-def _req_id(frame: Mapping[str, Any]) -> int | None:
-    req_id = frame.get("req_id")
-    if req_id is None or (isinstance(req_id, int) and not isinstance(req_id, bool)):
-        return req_id
-    raise MalformedMessage(f"req_id must be an integer, not {req_id!r}", frame)
+def _check(problem: str | None, frame: Any) -> None:
+    if problem is not None:
+        raise MalformedMessage(problem, frame)
 
 
 def _parse_ack(frame: dict[str, Any]) -> Ack:
-    success = frame.get("success")
-    if not isinstance(success, bool):
-        raise MalformedMessage("an acknowledgement needs a boolean 'success'", frame)
+    _check(schema.ack_problem(frame), frame)
+    success = frame["success"]
     result = frame.get("result") or {}
-    if not isinstance(result, dict):
-        raise MalformedMessage("'result' must be an object", frame)
     error = frame.get("error")
-    if not success and not isinstance(error, str):
+    if not success and error is None:
         error = "request failed without a reason"
-    symbol = frame.get("symbol", result.get("symbol"))
-    # Kraken puts deprecation notices in the result; accept them at the top level too.
-    warnings = result.get("warnings", frame.get("warnings")) or ()
     return Ack(
-        method=str(frame.get("method", "")),
+        method=frame.get("method") or "",
         success=success,
-        req_id=_req_id(frame),
+        req_id=frame.get("req_id"),
         result=result,
         error=error if not success else None,
-        symbol=symbol if isinstance(symbol, str) else None,
+        symbol=frame.get("symbol", result.get("symbol")),
         time_in=frame.get("time_in"),
         time_out=frame.get("time_out"),
-        warnings=tuple(str(w) for w in warnings) if isinstance(warnings, list) else (),
+        # Kraken puts deprecation notices in the result; accept them at the top level too.
+        warnings=tuple(result.get("warnings", frame.get("warnings")) or ()),
     )
 
 
-def _parse_channel(channel: Any, frame: dict[str, Any]) -> Message:
+def _parse_channel(channel: str, frame: dict[str, Any]) -> Message:
     if channel == "heartbeat":
         return Heartbeat()
     data = frame.get("data")
     if channel == "status":
-        if not isinstance(data, list) or not data or not isinstance(data[0], dict):
+        if not isinstance(data, list) or not data:
             raise MalformedMessage("status needs a non-empty data list", frame)
         entry = data[0]
-        system = entry.get("system")
-        if not isinstance(system, str):
-            raise MalformedMessage("status needs a 'system' string", frame)
-        return Status(system, entry.get("api_version"), entry.get("connection_id"), entry.get("version"))
+        _check(schema.status_problem(entry), frame)
+        get = entry.get
+        return Status(entry["system"], get("api_version"), get("connection_id"), get("version"))
     kind = frame.get("type")
+    known = _DATA_CHANNELS.get(channel)
     if kind not in ("snapshot", "update"):
-        if channel in _DATA_CHANNELS or channel == "instrument":
-            raise MalformedMessage(f"{channel} message type must be snapshot or update, not {kind!r}", frame)
+        if known is not None or channel == "instrument":
+            reason = f"{channel} message type must be snapshot or update, not {brief(kind)}"
+            raise MalformedMessage(reason, frame)
         return Unknown(frame)
     if channel == "instrument":
-        if not isinstance(data, dict):
-            raise MalformedMessage("instrument data must be an object", frame)
-        assets, pairs = data.get("assets", []), data.get("pairs", [])
-        if not isinstance(assets, list) or not isinstance(pairs, list):
-            raise MalformedMessage("instrument assets and pairs must be lists", frame)
-        if any(not isinstance(p, dict) or not isinstance(p.get("symbol"), str) for p in pairs):
-            raise MalformedMessage("every instrument pair needs a symbol", frame)
-        return InstrumentMessage(kind == "snapshot", tuple(assets), tuple(pairs))
-    record = _DATA_CHANNELS.get(channel)
-    if record is None:
+        return _parse_instrument(kind == "snapshot", data, frame)
+    if known is None:
         return Unknown(frame)
     if not isinstance(data, list):
         raise MalformedMessage(f"{channel} data must be a list", frame)
+    record, check = known
     for entry in data:
-        if not isinstance(entry, dict) or not isinstance(entry.get("symbol"), str):
-            raise MalformedMessage(f"every {channel} entry needs a symbol", frame)
+        if check(entry) is not None:
+            good, rejected = _split(channel, data, check)
+            return record(kind == "snapshot", good, rejected)
     return record(kind == "snapshot", tuple(data))
+
+
+def _parse_instrument(snapshot: bool, data: Any, frame: dict[str, Any]) -> InstrumentMessage:
+    if not isinstance(data, dict):
+        raise MalformedMessage("instrument data must be an object", frame)
+    assets, pairs = data.get("assets", []), data.get("pairs", [])
+    if not isinstance(assets, list) or not isinstance(pairs, list):
+        raise MalformedMessage("instrument assets and pairs must be lists", frame)
+    good_assets, bad_assets = _split("instrument asset", assets, schema.asset_problem)
+    good_pairs, bad_pairs = _split("instrument pair", pairs, schema.pair_problem)
+    return InstrumentMessage(snapshot, good_assets, good_pairs, bad_assets + bad_pairs)
+
+
+def _split(
+    what: str, items: list[Any], check: schema.Check
+) -> tuple[tuple[Any, ...], tuple[MalformedMessage, ...]]:
+    """The items that pass ``check``, and an error for each one that does not."""
+    good: list[Any] = []
+    rejected: list[MalformedMessage] = []
+    for item in items:
+        problem = check(item)
+        if problem is None:
+            good.append(item)
+        else:
+            rejected.append(MalformedMessage(f"{what} item: {problem}", item))
+    return tuple(good), tuple(rejected)

@@ -14,14 +14,23 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 import pandas as pd
 
 from kraken_nb.core.book import OrderBook
-from kraken_nb.core.buffers import BookTopBuffer, CandleBuffer, DepthBuffer, TickerBuffer, TradeBuffer
+from kraken_nb.core.buffers import (
+    BookTopBuffer,
+    CandleBuffer,
+    DepthBuffer,
+    Precisions,
+    TickerBuffer,
+    TradeBuffer,
+)
+from kraken_nb.core.buffers.columnar import NAT, ColumnarBuffer
+from kraken_nb.core.buffers.exact import same_number, wire_numbers
 from kraken_nb.core.messages import (
     Ack,
     BookMessage,
@@ -41,12 +50,15 @@ from kraken_nb.core.reconnect import Backoff
 from kraken_nb.core.subscriptions import SubscriptionStatus, Tracker
 from kraken_nb.core.taps import Tap
 from kraken_nb.core.throttle import ThrottledLog
+from kraken_nb.core.timestamps import parse_rfc3339_ns
+from kraken_nb.core.wire import loads_exact, to_decimal
 from kraken_nb.errors import (
     ChecksumMismatch,
     InexactNumber,
     InvalidParams,
     KrakenError,
     MalformedMessage,
+    brief,
 )
 
 __all__ = ["Call", "Event", "Gap", "Session", "SubscriptionStatus"]
@@ -55,6 +67,7 @@ log = logging.getLogger(__name__)
 
 _INSTRUMENT: Final = Subscription("instrument", (), {})
 _MAX_QUEUED_BOOK_ENTRIES: Final = 10_000
+_TEXT_TYPES: Final = (str, bytes, bytearray, memoryview)
 
 SubKey = tuple[str, str, Any]  # (channel, symbol or "", interval for ohlc else None)
 
@@ -133,17 +146,20 @@ class Session:
         retry_backoff: Backoff | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.trades = TradeBuffer(max_rows=max_rows)
-        self.tickers = TickerBuffer(max_rows=max_rows)
-        self.candles = CandleBuffer(max_rows=max_rows)
-        self.book_tops = BookTopBuffer(max_rows=max_rows)
-        self.depths = DepthBuffer(max_rows=None if max_rows is None else max_rows * 2 * depth_levels)
+        self.precisions = Precisions()
+        self.counters: Counter[str] = Counter()
+        self.trades = TradeBuffer(max_rows=max_rows, precisions=self.precisions, counters=self.counters)
+        self.tickers = TickerBuffer(max_rows=max_rows, precisions=self.precisions)
+        self.candles = CandleBuffer(max_rows=max_rows, precisions=self.precisions)
+        self.book_tops = BookTopBuffer(max_rows=max_rows, precisions=self.precisions)
+        self.depths = DepthBuffer(
+            max_rows=None if max_rows is None else max_rows * 2 * depth_levels, precisions=self.precisions
+        )
         self.books: dict[str, OrderBook] = {}
         self.pairs: dict[str, Mapping[str, Any]] = {}
         self.assets: dict[str, Mapping[str, Any]] = {}
         self.system_status: str | None = None
         self.connected = False
-        self.counters: Counter[str] = Counter()
         self.gaps: list[Gap] = []
         self.versions: Counter[tuple[str, str]] = Counter()
         self.last_message_ns: int | None = None
@@ -151,13 +167,12 @@ class Session:
         self._depth_levels = depth_levels
         self._depth_sample_ns = depth_sample_ns
         self._last_depth_sample: dict[str, int] = {}
-        self._last_top: dict[str, tuple[float | None, float | None, float | None, float | None, bool]] = {}
+        self._last_top: dict[str, tuple[Any, ...]] = {}
         self._wanted: dict[SubKey, Subscription] = {}
         self._confirmed: set[SubKey] = set()
         self._tracker = Tracker(
             ack_timeout_ns=ack_timeout_ns, max_attempts=max_attempts, retry_backoff=retry_backoff, rng=rng
         )
-        self._throttled = ThrottledLog(log)
         self._ids = RequestIds()
         self._requests: dict[int, _Request] = {}
         self._calls: dict[int, Call] = {}
@@ -169,6 +184,9 @@ class Session:
         self._pongs: set[int] = set()
         self._open_gaps: dict[tuple[str, str], int] = {}
         self._taps: list[Tap] = []
+        self._log = ThrottledLog(log)
+        self._frame_rejected = False
+        self._book_time: tuple[str | None, int] = (None, NAT)
 
     # -- taps ----------------------------------------------------------------
 
@@ -335,7 +353,7 @@ class Session:
                     status.attempts,
                 )
             else:
-                self._throttled.warning(
+                self._log.warning(
                     "subscribe timeout", "%s %s: %s; retrying", key[0], key[1], status.last_error
                 )
             events.append(Event("subscription", key[1] or None, status))
@@ -410,50 +428,90 @@ class Session:
     # -- incoming ------------------------------------------------------------
 
     def feed(self, text: str | bytes, received_ns: int) -> list[Event]:
-        """Handle one received frame; return the events it produced.
+        """Handle one received frame; return the events it produced. Never raises.
 
-        A malformed frame is counted and reported as an ``error`` event; it
-        never raises, so one bad frame cannot stop the stream.
+        A frame that is not valid is counted (``counters["malformed"]``), logged
+        (rate-limited) and reported as an ``error`` event; so is each bad item
+        of a frame whose other items are kept (``counters["rejected_items"]``).
+        Any other exception while handling the frame is a bug: it is counted
+        in ``malformed`` and ``internal_errors``, logged with its traceback the
+        first time, and the frame is dropped, so one frame cannot stop the stream.
         """
-        self.counters["messages"] += 1
-        self.counters["bytes"] += len(text)
+        counters = self.counters
+        counters["messages"] += 1
         self.last_message_ns = received_ns
         message: Message | None = None
         try:
+            counters["bytes"] += len(text)
             try:
                 message = parse(text)
-                events = self.handle(message, received_ns)
+                events = self.handle(message, received_ns, text)
             except InexactNumber:
                 # A book value has more digits than a float keeps: decode the frame
                 # again with Decimals. Book entries are applied whole or not at all,
                 # and applying an entry twice leaves the same book.
-                self.counters["exact_decodes"] += 1
+                counters["exact_decodes"] += 1
                 message = parse(text, exact=True)
-                events = self.handle(message, received_ns)
+                events = self.handle(message, received_ns, text)
         except MalformedMessage as exc:
-            self.counters["malformed"] += 1
-            log.warning("dropped malformed frame: %s", exc.reason)
+            counters["malformed"] += 1
+            self._log.warning("frame", "dropped a malformed frame: %s", exc.reason)
             message = None
             events = [Event("error", None, exc)]
+        except Exception as exc:
+            message = None
+            events = [self._failed(text, exc)]
         if self._taps:
             self._notify("frame", text, message, received_ns, events)
         return events
 
-    def handle(self, message: Message, received_ns: int) -> list[Event]:
-        """Handle one parsed message (``feed`` without the decoding).
+    def _failed(self, text: object, exc: Exception) -> Event:
+        """Count and report a frame whose handling raised (call it inside the ``except``)."""
+        self.counters["malformed"] += 1
+        if not isinstance(text, _TEXT_TYPES):
+            error = MalformedMessage(f"a frame must be text or bytes, not {type(text).__name__}")
+            self._log.warning("frame", "dropped a malformed frame: %s", error.reason)
+            return Event("error", None, error)
+        self.counters["internal_errors"] += 1
+        detail = f"{type(exc).__name__}: {brief(str(exc))}"
+        self._log.log(
+            logging.ERROR,
+            "internal",
+            "could not handle a frame (%s); dropped it and went on (counted in internal_errors)",
+            detail,
+            exc_info=True,
+        )
+        error = MalformedMessage(f"could not be handled ({detail})", text)  # type: ignore[arg-type]
+        error.__cause__ = exc
+        return Event("error", None, error)
+
+    def handle(self, message: Message, received_ns: int, text: str | bytes | None = None) -> list[Event]:
+        """Handle one parsed message (``feed`` without the decoding); ``text`` is the frame it came from.
 
         Raises ``InexactNumber`` when a book value decoded as a float is too
         long to carry its digits; ``feed`` then decodes the frame again with
         Decimals, a caller of ``handle`` must do the same (``parse(text, exact=True)``).
+        Trade, ticker and ohlc values that may be too long for their float are
+        read exactly from ``text``; without it they keep their float (counted
+        in ``counters["exact_unresolved"]``). A message with rejected items
+        counts once in ``counters["malformed"]``.
         """
+        self._frame_rejected = False
+        events = self._dispatch(message, received_ns, text)
+        if self._frame_rejected:
+            self._frame_rejected = False
+            self.counters["malformed"] += 1
+        return events
+
+    def _dispatch(self, message: Message, received_ns: int, text: str | bytes | None) -> list[Event]:
         if isinstance(message, TradeMessage):
-            return self._on_trades(message)
+            return self._on_trades(message, received_ns, text)
         if isinstance(message, BookMessage):
             return self._on_book(message, received_ns)
         if isinstance(message, TickerMessage):
-            return self._on_ticker(message, received_ns)
+            return self._on_ticker(message, received_ns, text)
         if isinstance(message, OhlcMessage):
-            return self._on_ohlc(message)
+            return self._on_ohlc(message, received_ns, text)
         if isinstance(message, Heartbeat):
             self.counters["heartbeats"] += 1
             self.last_heartbeat_ns = received_ns
@@ -476,44 +534,154 @@ class Session:
         self.counters["unknown"] += 1
         return []
 
+    # -- rejected items ---------------------------------------------------------
+
+    def _reject(self, channel: str, error: MalformedMessage) -> Event:
+        """Count, log (rate-limited) and report one bad item; the frame counts as malformed."""
+        self._frame_rejected = True
+        self.counters["rejected_items"] += 1
+        self._log.warning(channel, "rejected a bad %s item: %s", channel, error.reason)
+        item = error.frame
+        symbol = item.get("symbol") if isinstance(item, Mapping) else None
+        return Event("error", symbol if isinstance(symbol, str) else None, error)
+
+    def _rejections(self, channel: str, rejected: tuple[MalformedMessage, ...]) -> list[Event]:
+        return [self._reject(channel, error) for error in rejected]
+
+    def _append_rows(
+        self,
+        channel: str,
+        rows: Sequence[Mapping[str, Any]],
+        append: Callable[[Sequence[Mapping[str, Any]]], Sequence[Mapping[str, Any]]],
+        events: list[Event],
+    ) -> list[Mapping[str, Any]]:
+        """Append a frame's rows in one batch (``append`` returns the rows kept).
+
+        A buffer converts a whole batch before adding any row; should it refuse
+        a row the schema let through, the rows go in one at a time so the good
+        ones are kept and the bad one is rejected like any other bad item.
+        """
+        try:
+            return list(append(rows))
+        except MalformedMessage:
+            kept: list[Mapping[str, Any]] = []
+            for row in rows:
+                try:
+                    kept.extend(append((row,)))
+                except MalformedMessage as exc:
+                    events.append(self._reject(channel, exc))
+            return kept
+
     # -- handlers -------------------------------------------------------------
 
-    def _on_trades(self, message: TradeMessage) -> list[Event]:
-        events = []
-        gaps_before = len(self.trades.gaps)
-        for row in message.data:
-            if self.trades.append(row):
-                events.append(Event("trade", row["symbol"], row))
-            else:
-                self.counters["duplicate_trades"] += 1
-        self.counters["trades"] += len(events)
-        for gap in self.trades.gaps[gaps_before:]:
-            self.counters["trade_gaps"] += 1
-            events.append(Event("gap", gap.symbol, gap))
+    def _on_trades(self, message: TradeMessage, received_ns: int, text: str | bytes | None) -> list[Event]:
+        events = self._rejections("trade", message.rejected) if message.rejected else []
+        trades = self.trades  # it counts duplicates, stale trades, gaps and anomalies itself
+        snapshot = message.snapshot
+
+        def add(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+            return trades.extend_new(rows, received_ns, snapshot=snapshot)
+
+        new = self._append_rows("trade", message.data, add, events)
+        if trades.suspects:
+            self._read_exact(trades, message, text)
+        events.extend(Event("trade", row["symbol"], row) for row in new)
+        self.counters["trades"] += len(new)
+        if trades.new_gaps:
+            events.extend(Event("gap", gap.symbol, gap) for gap in trades.take_gaps())
         for symbol in message.symbols():
             self.versions[("trade", symbol)] += 1
         return events
 
-    def _on_ticker(self, message: TickerMessage, received_ns: int) -> list[Event]:
-        for row in message.data:
-            self.tickers.append(row, received_ns)
-            self.versions[("ticker", row["symbol"])] += 1
-        return [Event("ticker", row["symbol"], row) for row in message.data]
+    def _on_ticker(self, message: TickerMessage, received_ns: int, text: str | bytes | None) -> list[Event]:
+        events = self._rejections("ticker", message.rejected) if message.rejected else []
+        tickers = self.tickers
 
-    def _on_ohlc(self, message: OhlcMessage) -> list[Event]:
-        for row in message.data:
-            self.candles.append(row)
+        def add(rows: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
+            tickers.extend(rows, received_ns)
+            return rows
+
+        rows = self._append_rows("ticker", message.data, add, events)
+        if tickers.suspects:
+            self._read_exact(tickers, message, text)
+        for row in rows:
+            self.versions[("ticker", row["symbol"])] += 1
+            events.append(Event("ticker", row["symbol"], row))
+        return events
+
+    def _on_ohlc(self, message: OhlcMessage, received_ns: int, text: str | bytes | None) -> list[Event]:
+        events = self._rejections("ohlc", message.rejected) if message.rejected else []
+        candles = self.candles
+
+        def add(rows: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
+            candles.extend(rows, received_ns)  # upserts: every row is kept
+            return rows
+
+        rows = self._append_rows("ohlc", message.data, add, events)
+        if candles.suspects:
+            self._read_exact(candles, message, text)
+        for row in rows:
             self.versions[("ohlc", row["symbol"])] += 1
-        return [Event("ohlc", row["symbol"], row) for row in message.data]
+            events.append(Event("ohlc", row["symbol"], row))
+        return events
+
+    def _read_exact(self, buffer: ColumnarBuffer, message: Message, text: str | bytes | None) -> None:
+        """Give ``buffer`` the exact wire digits of the floats it noted as possibly inexact."""
+        suspects = buffer.take_suspects()
+        if text is None:
+            self.counters["exact_unresolved"] += len(suspects)
+            self._log.warning(
+                "exact unresolved",
+                "%d values may have lost digits and no frame text came with them",
+                len(suspects),
+            )
+            return
+        if not isinstance(text, str):
+            text = bytes(text).decode("utf-8", "replace")
+        rows = message.data  # type: ignore[union-attr]
+        tokens: dict[str, list[str] | None] = {}
+        decoded: Any = None
+        read = 0
+        for serial, position, name, value in suspects:
+            if name not in tokens:
+                tokens[name] = wire_numbers(text, name, len(rows))
+            found = tokens[name]
+            token = None if found is None else found[position]
+            try:
+                if token is not None and float(token) == value:  # this row's number
+                    read += 1
+                    if not same_number(token, value):  # the float does not hold it
+                        buffer.keep_wire(serial, name, token)
+                    continue
+                else:  # not one plain number per row: decode the frame exactly
+                    if decoded is None:
+                        self.counters["exact_decodes"] += 1
+                        decoded = loads_exact(text)["data"]
+                    number = to_decimal(decoded[position][name])
+                    if float(number) != value:
+                        raise ValueError("not this frame's value")
+                    read += 1
+            except (ValueError, TypeError, LookupError, ArithmeticError):
+                self.counters["exact_unresolved"] += 1
+                continue
+            buffer.resolve(serial, name, number, value)
+        self.counters["exact_reads"] += read
 
     def _on_instrument(self, message: InstrumentMessage) -> list[Event]:
+        events = self._rejections("instrument", message.rejected) if message.rejected else []
         if message.snapshot:
             self.pairs.clear()
             self.assets.clear()
         self.pairs.update((p["symbol"], p) for p in message.pairs)
-        self.assets.update((str(a.get("id")), a) for a in message.assets)
+        self.assets.update((a["id"], a) for a in message.assets)
+        if message.snapshot:
+            self.precisions.clear()
+        for symbol in self.precisions.replace(message.pairs):
+            self._log.warning(
+                f"precision {symbol}", "%s: unusable instrument precisions; exact columns infer them", symbol
+            )
         self.versions[("instrument", "")] += 1
-        events: list[Event] = [Event("instrument", None, message)]
+        events.append(Event("instrument", None, message))
         for symbol, queued in list(self._queued_book.items()):
             if symbol in self.pairs:
                 del self._queued_book[symbol]
@@ -529,12 +697,14 @@ class Session:
 
     def _on_book(self, message: BookMessage, received_ns: int) -> list[Event]:
         data = message.data
-        if len(data) == 1 and data[0]["symbol"] in self.pairs:  # Kraken's usual frame
+        if len(data) == 1 and data[0]["symbol"] in self.pairs and not message.rejected:  # the usual frame
             return self._apply_book(data[0], message.snapshot, received_ns)
-        events: list[Event] = []
+        events = self._rejections("book", message.rejected) if message.rejected else []
         for entry in data:
             symbol = entry["symbol"]
             if symbol not in self.pairs:
+                if ("book", symbol, None) not in self._wanted:
+                    continue  # a book nobody asked for: nothing to queue it for
                 queue = self._queued_book.setdefault(symbol, [])
                 if message.snapshot:
                     queue.clear()
@@ -564,11 +734,12 @@ class Session:
         except InexactNumber:
             raise  # feed() decodes the frame again, exactly
         except MalformedMessage as exc:
-            self.counters["malformed"] += 1
-            log.warning("%s: malformed book entry (%s); resyncing", symbol, exc.reason)
+            event = self._reject("book", exc)
+            log.info("%s: malformed book entry; resyncing the book", symbol)
             book.reset()
+            self.versions[("book", symbol)] += 1
             self._resync(symbol)
-            return [Event("error", symbol, exc)]
+            return [event]
         if snapshot:
             self._resyncing.discard(symbol)
         self.versions[("book", symbol)] += 1
@@ -584,14 +755,38 @@ class Session:
     def _record_top(self, book: OrderBook, received_ns: int) -> None:
         """Append the top of book when it changed; take a depth sample when one is due."""
         symbol = book.symbol
-        top = (*book.top(), book.valid)
+        top = (*book.top_values(), book.valid)
         if self._last_top.get(symbol) != top:
             self._last_top[symbol] = top
-            self.book_tops.append(symbol, received_ns, *top)
+            self.book_tops.append(symbol, self._book_time_ns(book), received_ns, *top)
         last = self._last_depth_sample.get(symbol)
         if last is None or received_ns - last >= self._depth_sample_ns:
             self._last_depth_sample[symbol] = received_ns
-            self.depths.append(symbol, received_ns, *book.depth_arrays(self._depth_levels))
+            self.depths.append(
+                symbol, self._book_time_ns(book), received_ns, *book.depth_values(self._depth_levels)
+            )
+
+    def _book_time_ns(self, book: OrderBook) -> int:
+        """The book message's own time in ns (``NaT`` when it had none or it is not RFC3339)."""
+        text = book.timestamp
+        if text == self._book_time[0]:
+            return self._book_time[1]
+        if text is None:
+            return NAT
+        try:
+            ns = parse_rfc3339_ns(text)
+            if not 0 <= ns < 2**63:  # stored as int64 nanoseconds
+                raise MalformedMessage(f"book timestamp {text!r} is out of range")
+        except MalformedMessage:
+            self._log.warning(
+                f"book time {book.symbol}",
+                "%s: book timestamp %r is not a usable RFC3339 time",
+                book.symbol,
+                text,
+            )
+            ns = NAT
+        self._book_time = (text, ns)
+        return ns
 
     def _new_book(self, symbol: str) -> OrderBook | None:
         pair = self.pairs.get(symbol)
@@ -603,6 +798,7 @@ class Session:
             sub.params.get("depth", 10),
             price_precision=int(pair["price_precision"]),
             qty_precision=int(pair["qty_precision"]),
+            numeric_strings=False,
         )
         self.books[symbol] = book
         return book
@@ -664,7 +860,7 @@ class Session:
                 # the user had it: keep it and retry with backoff (poll() sends it again)
                 self._confirmed.discard(key)
                 self.counters["resubscribe_rejections"] += 1
-                self._throttled.warning(
+                self._log.warning(
                     "resubscribe rejected",
                     "%s %s: resubscribe rejected (%s); kept, retrying",
                     channel,
@@ -705,7 +901,7 @@ class Session:
     # -- views ------------------------------------------------------------------
 
     def gaps_frame(self) -> pd.DataFrame:
-        """Disconnect windows and trade-id gaps, one row each, oldest first."""
+        """Disconnect windows, trade-id gaps and trade-id anomalies, one row each, oldest first."""
         rows = [
             {
                 "channel": g.channel,
@@ -724,7 +920,7 @@ class Session:
                 "symbol": g.symbol,
                 "start": g.time_ns,
                 "end": g.time_ns,
-                "reason": "trade ids skipped",
+                "reason": g.reason,
                 "after_trade_id": g.after_id,
                 "before_trade_id": g.before_id,
             }

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from kraken_nb.errors import InvalidParams, MalformedMessage
+from kraken_nb.errors import InvalidParams, MalformedMessage, brief
 
 __all__ = ["format_rfc3339_ns", "parse_rfc3339_ns"]
 
@@ -76,7 +76,7 @@ def parse_rfc3339_ns(text: str) -> int:
             count = len(digits)
             nanos = int(digits) * _SCALE[count] if count <= 9 else int(digits[:9])
     except (ValueError, TypeError, IndexError):
-        raise MalformedMessage(f"not an RFC3339 timestamp: {text!r}") from None
+        raise MalformedMessage(f"not an RFC3339 timestamp: {brief(text, 60)}") from None
     return (seconds - offset) * _NS_PER_S + nanos
 
 

@@ -23,6 +23,7 @@ import orjson
 __all__ = [
     "EXACT_UNITS",
     "checksum_of",
+    "dumps_exact",
     "float_text",
     "level_text",
     "loads",
@@ -32,22 +33,54 @@ __all__ = [
 ]
 
 _decode_exact = json.JSONDecoder(parse_float=Decimal).decode
+_TOO_DEEP = "depth limit exceeded"  # how orjson words nesting past its limit
 
 
 def loads(text: str | bytes) -> Any:
-    """Decode a JSON frame with floats (``orjson``); raises ``ValueError`` on invalid JSON."""
+    """Decode a JSON frame with floats (``orjson``); raises ``ValueError`` on invalid JSON.
+
+    Nesting deeper than ``orjson``'s limit (1024) is refused outright: the
+    standard decoder could not read it either.
+    """
     try:
         return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        # The standard decoder words the error (and accepts NaN, which the book refuses).
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith(_TOO_DEEP):
+            raise ValueError(f"JSON nested too deeply ({exc})") from None
+        # The standard decoder words the error (and accepts NaN, Infinity and
+        # 1e999, which the schema refuses).
         return loads_exact(bytes(text) if isinstance(text, (memoryview, bytearray)) else text)
 
 
 def loads_exact(text: str | bytes) -> Any:
-    """Decode a JSON frame keeping every non-integer number as an exact ``Decimal``."""
+    """Decode a JSON frame keeping every non-integer number as an exact ``Decimal``.
+
+    Raises ``ValueError`` on invalid JSON, including nesting too deep for the
+    standard decoder (which would otherwise raise ``RecursionError``).
+    """
     if isinstance(text, (bytes, bytearray, memoryview)):
         text = bytes(text).decode("utf-8")
-    return _decode_exact(text)
+    try:
+        return _decode_exact(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def dumps_exact(obj: Any) -> bytes:
+    """Encode ``obj`` as compact JSON, writing every ``Decimal`` as a bare number with all its digits.
+
+    The inverse of :func:`loads_exact` for the frames Kraken sends: ``1797.30``
+    stays ``1797.30`` (never a float's ``1797.3``, never a string). A number
+    Kraken wrote in exponent form (``1e-08``) comes back in plain notation
+    (``0.00000001``): the same value and digits.
+    """
+    return orjson.dumps(obj, default=_exact_number)
+
+
+def _exact_number(value: Any) -> orjson.Fragment:
+    if isinstance(value, Decimal) and value.is_finite():
+        return orjson.Fragment(format(value, "f"))
+    raise TypeError(f"cannot encode {type(value).__name__} as a JSON number: {value!r}")
 
 
 def to_decimal(value: Decimal | float | int | str) -> Decimal:
@@ -108,7 +141,10 @@ def float_text(value: float, precision: int) -> str | None:
     if precision > 15:
         return number_text(value, precision)
     scale = 10.0**precision
-    units = round(value * scale)
+    scaled = value * scale
+    if not -EXACT_UNITS < scaled < EXACT_UNITS:  # also ±inf (1e308 * 10) and NaN: round() cannot take them
+        return None
+    units = round(scaled)
     if units >= EXACT_UNITS:
         return None
     if units / scale == value:

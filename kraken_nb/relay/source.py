@@ -180,6 +180,7 @@ class JetStreamSource(Source):
     """
 
     thread_name = "kraken-nb-jetstream"
+    log = log
 
     @classmethod
     def check(
@@ -678,12 +679,11 @@ class JetStreamSource(Source):
 
     def _deliver(self, frame: bytes, received_ns: int) -> None:
         """Feed one frame; keep the requests it made the session queue for the serve loop."""
-        events, outgoing = self._feed(frame, received_ns)
+        outgoing = self._handle_frame(frame, received_ns)
         if outgoing:
             self._requests.extend(outgoing)
             if self._wakeup is not None:
                 self._wakeup.set()
-        self._publish(events)
 
     # -- gaps --------------------------------------------------------------------------
 

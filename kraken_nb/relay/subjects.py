@@ -9,7 +9,8 @@ ticker, ohlc)                             stream
 ``kraken.v2.instrument``                  instrument frames (reference data)
 ``kraken.v2.gap``                         the relay's gap records (JSON, not Kraken's)
 ``kraken.v2.other``                       frames the relay could not classify (malformed,
-                                          unknown kinds), kept so nothing vanishes
+                                          unknown kinds, no item passing the schema),
+                                          kept so nothing vanishes
 ``kraken.v2.book.snapshot.BTC-USD``       the latest checksum-valid book, in the snapshot
                                           stream (last message per subject)
 ``kraken.v2.instrument.snapshot``         the latest instrument snapshot, same stream
@@ -182,6 +183,8 @@ def routes(
         return [Route(OTHER_SUBJECT, "other", None, numbered(OTHER_SUBJECT, "other", digest(payload)))]
     channel = message.channel
     symbols = message.symbols()
+    if not symbols:  # every item failed the schema: kept as it came, for the record
+        return [Route(OTHER_SUBJECT, "other", None, numbered(OTHER_SUBJECT, "other", digest(payload)))]
     if isinstance(message, TradeMessage):
         newest = {row["symbol"]: row["trade_id"] for row in message.data}
         return [

@@ -103,7 +103,7 @@ def parse_request(frame: str | bytes) -> Request:
     """Validate one client frame; raise ``RequestError`` with Kraken-like text when it is bad."""
     try:
         message = json.loads(frame)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting too deep
         raise RequestError("Malformed request: not valid JSON") from None
     if not isinstance(message, dict):
         raise RequestError("Malformed request: expected a JSON object")

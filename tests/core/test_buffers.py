@@ -96,13 +96,13 @@ def fill(buffer: ColumnarBuffer, count: int, symbols: tuple[str, ...] = ("BTC/US
         if isinstance(buffer, TradeBuffer):
             buffer.append(trade(i, symbol))
         elif isinstance(buffer, TickerBuffer):
-            buffer.append(ticker(symbol, 100.0 + i), time_ns=i)
+            buffer.append(ticker(symbol, 100.0 + i), received_ns=i)
         elif isinstance(buffer, CandleBuffer):
             buffer.append(candle(i, 100.0 + i, symbol))
         elif isinstance(buffer, BookTopBuffer):
-            buffer.append(symbol, i, 100.0 + i, 1.0, 101.0 + i, 2.0, True)
+            buffer.append(symbol, i, i + 1, 100.0 + i, 1.0, 101.0 + i, 2.0, True)
         elif isinstance(buffer, DepthBuffer):
-            buffer.append(symbol, i, [100.0 + i], [1.0], [101.0 + i], [2.0])
+            buffer.append(symbol, i, i + 1, [100.0 + i], [1.0], [101.0 + i], [2.0])
 
 
 # -- dtypes ---------------------------------------------------------------------------
@@ -116,6 +116,7 @@ EXPECTED_DTYPES: dict[type[ColumnarBuffer], dict[str, str]] = {
         "qty": "float64",
         "ord_type": "category",
         "trade_id": "int64",
+        "received": UTC_NS,
     },
     TickerBuffer: {
         "time": UTC_NS,
@@ -136,6 +137,7 @@ EXPECTED_DTYPES: dict[type[ColumnarBuffer], dict[str, str]] = {
             ],
             "float64",
         ),
+        "received": UTC_NS,
     },
     CandleBuffer: {
         "symbol": "category",
@@ -144,13 +146,15 @@ EXPECTED_DTYPES: dict[type[ColumnarBuffer], dict[str, str]] = {
         **dict.fromkeys(["open", "high", "low", "close", "vwap"], "float64"),
         "trades": "int64",
         "volume": "float64",
-        "timestamp": UTC_NS,
+        "time": UTC_NS,
+        "received": UTC_NS,
     },
     BookTopBuffer: {
         "time": UTC_NS,
         "symbol": "category",
         **dict.fromkeys(["bid", "bid_qty", "ask", "ask_qty", "mid", "spread"], "float64"),
         "valid": "bool",
+        "received": UTC_NS,
     },
     DepthBuffer: {
         "time": UTC_NS,
@@ -158,6 +162,7 @@ EXPECTED_DTYPES: dict[type[ColumnarBuffer], dict[str, str]] = {
         "side": "category",
         "price": "float64",
         "qty": "float64",
+        "received": UTC_NS,
     },
 }
 
@@ -217,7 +222,9 @@ def test_max_rows_keeps_newest_rows_with_bounded_capacity(max_rows: int) -> None
 def test_max_rows_counts_levels_for_depth() -> None:
     buffer = DepthBuffer(capacity=2, max_rows=10)
     for sample in range(50):
-        added = buffer.append("BTC/USD", sample, [100.0, 99.0], [1.0, 2.0], [101.0, 102.0, 103.0], [3, 4, 5])
+        added = buffer.append(
+            "BTC/USD", sample, None, [100.0, 99.0], [1.0, 2.0], [101.0, 102.0, 103.0], [3, 4, 5]
+        )
         assert added == 5
         assert len(buffer) == min(5 * (sample + 1), 10)
         assert buffer.capacity <= 20
@@ -230,18 +237,18 @@ def test_max_rows_counts_levels_for_depth() -> None:
 
 def test_depth_sample_larger_than_max_rows_keeps_its_tail() -> None:
     buffer = DepthBuffer(max_rows=3)
-    assert buffer.append("BTC/USD", 1, [10.0, 9.0], [1.0, 1.0], [11.0, 12.0], [1.0, 1.0]) == 3
+    assert buffer.append("BTC/USD", 1, 2, [10.0, 9.0], [1.0, 1.0], [11.0, 12.0], [1.0, 1.0]) == 3
     assert buffer.to_frame()["price"].tolist() == [9.0, 11.0, 12.0]
 
 
 def test_depth_rejects_mismatched_levels_and_bad_symbols() -> None:
     buffer = DepthBuffer()
     with pytest.raises(InvalidParams):
-        buffer.append("BTC/USD", 1, [10.0, 9.0], [1.0], [11.0], [1.0])
+        buffer.append("BTC/USD", 1, 2, [10.0, 9.0], [1.0], [11.0], [1.0])
     with pytest.raises(InvalidParams):
-        buffer.append(None, 1, [10.0], [1.0], [11.0], [1.0])  # type: ignore[arg-type]
+        buffer.append(None, 1, 2, [10.0], [1.0], [11.0], [1.0])  # type: ignore[arg-type]
     assert len(buffer) == 0
-    assert buffer.append("BTC/USD", 1, [], [], [], []) == 0
+    assert buffer.append("BTC/USD", 1, 2, [], [], [], []) == 0
     assert buffer.version == 0
 
 
@@ -362,7 +369,7 @@ def test_number_kinds_give_the_same_float(price: Any, expected: float) -> None:
     assert buffer.to_frame()["price"].tolist() == [expected]
     assert buffer.to_frame()["qty"].tolist() == [expected]
     tickers = TickerBuffer()
-    tickers.append(ticker("BTC/USD", 1.0, last=price), time_ns=1)
+    tickers.append(ticker("BTC/USD", 1.0, last=price), received_ns=1)
     assert tickers.to_frame()["last"].tolist() == [expected]
     candles = CandleBuffer()
     candles.append({**candle(0, 1.0), "close": price})
@@ -394,11 +401,11 @@ def test_malformed_trade_rows_raise_and_add_nothing(row: Any) -> None:
 
 def test_malformed_ticker_and_candle_rows_raise() -> None:
     with pytest.raises(MalformedMessage, match="lacks 'ask'"):
-        TickerBuffer().append({k: v for k, v in ticker("X/Y", 1.0).items() if k != "ask"}, time_ns=1)
+        TickerBuffer().append({k: v for k, v in ticker("X/Y", 1.0).items() if k != "ask"}, received_ns=1)
     with pytest.raises(MalformedMessage):
         CandleBuffer().append({**candle(0, 1.0), "interval_begin": "yesterday"})
     with pytest.raises(InvalidParams):
-        TickerBuffer().append(ticker("X/Y", 1.0), time_ns="now")  # type: ignore[arg-type]
+        TickerBuffer().append(ticker("X/Y", 1.0), received_ns="now")  # type: ignore[arg-type]
 
 
 def test_unknown_side_values_become_new_categories() -> None:
@@ -496,19 +503,20 @@ def test_bad_last_is_rejected(bad: Any) -> None:
 
 def test_ticker_latest_holds_each_symbols_newest_values() -> None:
     buffer = TickerBuffer(max_rows=2)
-    buffer.append(ticker("ETH/USD", 1600.0), time_ns=1)
-    buffer.append(ticker("BTC/USD", 26000.0, vwap=None), time_ns=2)
-    buffer.append(ticker("BTC/USD", 26010.0), time_ns=3)
-    assert buffer.extend([ticker("BTC/USD", 26020.0), ticker("BTC/USD", 26030.0)], time_ns=4) == 2
+    buffer.append(ticker("ETH/USD", 1600.0), received_ns=1)
+    buffer.append(ticker("BTC/USD", 26000.0, vwap=None), received_ns=2)
+    buffer.append(ticker("BTC/USD", 26010.0), received_ns=3)
+    assert buffer.extend([ticker("BTC/USD", 26020.0), ticker("BTC/USD", 26030.0)], received_ns=4) == 2
     latest = buffer.latest()
     assert latest.index.name == "symbol"
     assert latest.index.tolist() == ["ETH/USD", "BTC/USD"]
     assert latest.loc["BTC/USD", "last"] == 26030.0
     assert latest.loc["BTC/USD", "bid"] == 26029.0
     assert latest.loc["ETH/USD", "last"] == 1600.0  # trimmed from the history, still latest
-    assert latest.loc["ETH/USD", "time"] == pd.Timestamp(1, tz="UTC")
-    assert str(latest["time"].dtype) == UTC_NS
-    assert (latest.drop(columns="time").dtypes == "float64").all()
+    assert latest.loc["ETH/USD", "received"] == pd.Timestamp(1, tz="UTC")
+    assert latest["time"].isna().all()  # these rows carry no timestamp
+    assert str(latest["time"].dtype) == str(latest["received"].dtype) == UTC_NS
+    assert (latest.drop(columns=["time", "received"]).dtypes == "float64").all()
     assert buffer.to_frame()["symbol"].tolist() == ["BTC/USD", "BTC/USD"]
     assert buffer.to_frame(symbol="ETH/USD").empty
     latest.loc["ETH/USD", "last"] = 0.0
@@ -520,7 +528,7 @@ def test_ticker_none_becomes_nan_and_empty_latest_has_columns() -> None:
     empty = buffer.latest()
     assert empty.empty
     assert list(empty.columns) == [c for c in EXPECTED_DTYPES[TickerBuffer] if c != "symbol"]
-    buffer.append(ticker("BTC/USD", 1.0, vwap=None), time_ns=5)
+    buffer.append(ticker("BTC/USD", 1.0, vwap=None), received_ns=5)
     assert np.isnan(buffer.to_frame()["vwap"].iloc[0])
     assert np.isnan(buffer.latest().loc["BTC/USD", "vwap"])
 
@@ -607,7 +615,7 @@ def test_candle_times_keep_nanoseconds() -> None:
     row = {**candle(0, 1.0), "timestamp": "2023-09-25T09:05:00.123456789Z"}
     buffer.append(row)
     frame = buffer.to_frame()
-    assert frame["timestamp"].iloc[0] == pd.Timestamp("2023-09-25T09:05:00.123456789Z")
+    assert frame["time"].iloc[0] == pd.Timestamp("2023-09-25T09:05:00.123456789Z")
     assert frame["interval_begin"].iloc[0] == pd.Timestamp("2023-09-25T09:04:00Z")
 
 
@@ -616,17 +624,19 @@ def test_candle_times_keep_nanoseconds() -> None:
 
 def test_book_top_mid_spread_and_validity() -> None:
     buffer = BookTopBuffer()
-    buffer.append("BTC/USD", 10, 100.0, 1.0, 101.0, 2.0, True)
-    buffer.append("BTC/USD", 20, Decimal("100.5"), 1.0, None, None, False)
+    buffer.append("BTC/USD", None, 10, 100.0, 1.0, 101.0, 2.0, True)
+    buffer.append("BTC/USD", 15, 20, Decimal("100.5"), 1.0, None, None, False)
     frame = buffer.to_frame()
     assert frame["mid"].iloc[0] == 100.5
     assert frame["spread"].iloc[0] == 1.0
     assert frame["valid"].tolist() == [True, False]
     assert frame["bid"].iloc[1] == 100.5
     assert np.isnan(frame["ask"].iloc[1]) and np.isnan(frame["mid"].iloc[1])
-    assert frame["time"].tolist() == [pd.Timestamp(10, tz="UTC"), pd.Timestamp(20, tz="UTC")]
+    assert frame["received"].tolist() == [pd.Timestamp(10, tz="UTC"), pd.Timestamp(20, tz="UTC")]
+    assert frame["time"].isna().tolist() == [True, False]
+    assert frame["time"].iloc[1] == pd.Timestamp(15, tz="UTC")
     with pytest.raises(InvalidParams):
-        buffer.append("BTC/USD", 30, "x", 1.0, 2.0, 1.0, True)
+        buffer.append("BTC/USD", 30, 30, "x", 1.0, 2.0, 1.0, True)
     assert len(buffer) == 2
 
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from kraken_nb.core.wire import float_text, level_text, loads, loads_exact, number_text
+from kraken_nb.core.wire import dumps_exact, float_text, level_text, loads, loads_exact, number_text
 
 
 @pytest.mark.parametrize(
@@ -80,3 +80,27 @@ def test_level_text_examples():
     assert level_text(29430.3, 0.00011621, 1, 8) == "294303" + "11621"
     assert level_text(Decimal("0.5666"), Decimal("18097.1547"), 4, 8) == "5666" + "1809715470000"
     assert level_text(0.00001234, 1e-05, 8, 8) == "1234" + "1000"
+
+
+@pytest.mark.parametrize("decode", [loads, loads_exact], ids=["loads", "loads_exact"])
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 100_000 + "]" * 100_000, '{"a":' * 5000 + "1" + "}" * 5000, b"[" * 3000 + b"]" * 3000],
+    ids=["deep-list", "deep-object", "deep-bytes"],
+)
+def test_nesting_too_deep_is_a_value_error_not_a_recursion_error(decode, text):
+    with pytest.raises(ValueError, match="nested too deeply"):
+        decode(text)
+
+
+@pytest.mark.parametrize("value", [1e308, -1e308, float("inf"), float("nan"), 9.9e307])
+def test_float_text_of_a_value_too_large_for_its_precision_asks_for_exact_decoding(value):
+    assert float_text(value, 1) is None
+
+
+def test_dumps_exact_writes_decimals_as_bare_numbers_with_every_digit():
+    text = '{"price":1797.30,"qty":12345678.12345678,"zero":0.00000000,"n":7,"s":"a","x":[true,null]}'
+    assert dumps_exact(loads_exact(text)) == text.encode()
+    assert dumps_exact({"qty_increment": loads_exact("1e-08")}) == b'{"qty_increment":0.00000001}'
+    with pytest.raises(TypeError):
+        dumps_exact({"bad": Decimal("NaN")})

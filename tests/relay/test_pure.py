@@ -42,6 +42,12 @@ def frame(payload: dict[str, Any]) -> bytes:
     return orjson.dumps(payload)
 
 
+def ticker_row(**change: float) -> dict[str, Any]:
+    """A ticker row that passes the schema (every field Kraken sends)."""
+    row = dict.fromkeys(("bid", "bid_qty", "ask", "ask_qty", "last", "volume", "vwap", "low", "high"), 2.5)
+    return {"symbol": "BTC/USD", **row, "change": -0.5, "change_pct": -2.0, **change}
+
+
 def trade_frame(symbol: str, *ids: int) -> bytes:
     rows = [
         {
@@ -119,8 +125,8 @@ def test_other_frames_are_identified_by_their_exact_text() -> None:
 
 def test_the_same_text_again_is_a_new_message_numbered_alike_on_every_relay() -> None:
     """A text that repeats (a level set, removed, set again in one timestamp) is stored each time."""
-    set_level = frame({"channel": "ticker", "type": "update", "data": [{"symbol": "BTC/USD", "last": 1.0}]})
-    other = frame({"channel": "ticker", "type": "update", "data": [{"symbol": "BTC/USD", "last": 2.0}]})
+    set_level = frame({"channel": "ticker", "type": "update", "data": [ticker_row(last=1.0)]})
+    other = frame({"channel": "ticker", "type": "update", "data": [ticker_row(last=2.0)]})
     texts = [set_level, other, set_level, set_level]
     primary: dict[str, Occurrences] = {}
     standby: dict[str, Occurrences] = {}
@@ -146,6 +152,17 @@ def test_answers_to_the_relays_own_requests_are_not_published() -> None:
     status = frame({"channel": "status", "type": "update", "data": [{"system": "online"}]})
     assert routes(status, parse(status))[0].subject == STATUS_SUBJECT
     assert routes(b"{not json", None)[0].subject == OTHER_SUBJECT
+
+
+def test_a_data_frame_without_one_valid_item_is_kept_on_the_other_subject() -> None:
+    """Its items name no trustworthy symbol; it is stored as it came rather than dropped."""
+    bad = frame({"channel": "ticker", "type": "update", "data": [ticker_row(last=-1.0)]})
+    message = parse(bad)
+    assert message is not None and message.rejected and not message.symbols()
+    (route,) = routes(bad, message)
+    assert route.subject == OTHER_SUBJECT and route.symbol is None
+    mixed = frame({"channel": "ticker", "type": "update", "data": [ticker_row(last=-1.0), ticker_row()]})
+    assert [r.subject for r in routes(mixed, parse(mixed))] == ["kraken.v2.ticker.BTC-USD"]
 
 
 # -- book snapshots -----------------------------------------------------------------------

@@ -8,6 +8,7 @@ from datetime import datetime
 import pytest
 
 from kraken_nb.core.params import BOOK_DEPTHS, OHLC_INTERVALS
+from kraken_nb.simulator.protocol import RequestError, parse_request
 
 from .wire import WireClient
 
@@ -221,3 +222,18 @@ def test_param_enums_match_the_core(wire):
     for req_id in req_ids:
         (ack,), _ = wire.acks(req_id, 1)
         assert ack["success"] is True
+
+
+@pytest.mark.parametrize("frame", ["[" * 100_000 + "]" * 100_000, '{"a":' * 5000 + "1" + "}" * 5000])
+def test_deeply_nested_request_is_answered_not_raised(frame):
+    with pytest.raises(RequestError, match="not valid JSON"):
+        parse_request(frame)
+
+
+def test_server_answers_a_deeply_nested_request_and_keeps_serving(wire):
+    wire.send("[" * 100_000 + "]" * 100_000)
+    error, _ = wire.until(lambda m: isinstance(m, dict) and m.get("success") is False)
+    assert error["error"] == "Malformed request: not valid JSON"
+    wire.send({"method": "ping", "req_id": 3})
+    pong, _ = wire.until(lambda m: isinstance(m, dict) and m.get("method") == "pong")
+    assert pong["req_id"] == 3

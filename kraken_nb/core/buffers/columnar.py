@@ -1,9 +1,9 @@
 """Storage shared by the stream buffers: ``ColumnarBuffer`` and its helpers.
 
 ``ColumnarBuffer`` keeps the growing record array, the category codes
-(``_Codes``), the ``max_rows`` trimming, per-symbol versions and the cached
-frame building; the helpers convert wire numbers, times and bad rows the same
-way for every buffer.
+(``_Codes``), the ``max_rows`` trimming, per-symbol versions, the side table of
+exact values and the cached frame building; the helpers convert wire numbers,
+times and bad rows the same way for every buffer.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
 from operator import index as as_int
 from typing import Any, ClassVar
 
@@ -18,9 +19,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from kraken_nb.core.buffers.exact import Exact, ExactRow, ExactValues, Precisions, decimal_array, float_holds
 from kraken_nb.errors import InvalidParams, MalformedMessage
 
-__all__ = ["ColumnarBuffer"]
+__all__ = ["NAT", "ColumnarBuffer"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +30,16 @@ _STORAGE: dict[str, type[np.generic]] = {
     "time": np.int64,
     "category": np.int32,
     "float": np.float64,
+    "price": np.float64,
+    "qty": np.float64,
+    "percent": np.float64,
     "int": np.int64,
     "bool": np.bool_,
 }
+_EXACT_KINDS = frozenset(("price", "qty", "percent"))
+"""Column kinds that ``exact=True`` returns as decimals (stored as float64)."""
+NAT = int(np.iinfo(np.int64).min)
+"""The stored nanoseconds of a missing time (pandas' ``NaT``)."""
 _NAN = math.nan
 _BAD_ROW = (KeyError, TypeError, ValueError, ArithmeticError)
 
@@ -90,11 +99,14 @@ def _check_last(last: int | None) -> int | None:
     return last
 
 
-def _time_ns(value: int) -> int:
+def _time_ns(value: int | None, what: str = "time_ns") -> int:
+    """An int of ns since the epoch; None is a missing time (``NaT``)."""
+    if value is None:
+        return NAT
     try:
         return as_int(value)
     except TypeError:
-        raise InvalidParams("time_ns", value, "an int (ns since the epoch)") from None
+        raise InvalidParams(what, value, "an int (ns since the epoch) or None") from None
 
 
 class ColumnarBuffer:
@@ -107,7 +119,9 @@ class ColumnarBuffer:
     _fields: ClassVar[tuple[tuple[str, str], ...]] = ()
     _preset_categories: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
-    def __init__(self, *, capacity: int = 1024, max_rows: int | None = None) -> None:
+    def __init__(
+        self, *, capacity: int = 1024, max_rows: int | None = None, precisions: Precisions | None = None
+    ) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise InvalidParams("capacity", capacity, "an int >= 1")
         if max_rows is not None and (
@@ -133,6 +147,14 @@ class ColumnarBuffer:
         self._symbols = self._symbol_codes.values
         self._cached: pd.DataFrame | None = None
         self._cached_version = -1
+        self.precisions = precisions if precisions is not None else Precisions()
+        # Exact values a float could not hold, per column: {serial: Decimal}. A row's
+        # serial is its physical index plus _base, which compaction advances.
+        self._exact: dict[str, ExactValues] = {}
+        self._base = 0
+        self.suspects: list[tuple[int, int, str, float]] = []
+        """Floats that may have lost digits, ``(serial, position, field, value)``: see ``take_suspects``."""
+        self._field_index = {name: index for index, (name, _) in enumerate(self._fields)}
 
     # -- state ------------------------------------------------------------
 
@@ -164,6 +186,11 @@ class ColumnarBuffer:
     def symbols(self) -> list[str]:
         """Every symbol appended so far, in first-seen order (trimming does not forget them)."""
         return list(self._symbols)
+
+    @property
+    def exact_values(self) -> int:
+        """How many values the buffer keeps as exact Decimals because a float could not hold them."""
+        return sum(len(column) for column in self._exact.values())
 
     def version_of(self, symbol: str) -> int:
         """Counter bumped by every change to ``symbol``'s rows (0 for an unseen symbol).
@@ -204,6 +231,9 @@ class ColumnarBuffer:
             keep = min(stop - self._start, limit // 2 - count)
             self._rows[:keep] = self._rows[stop - keep : stop]
             self._stop = keep
+            self._base += stop - keep
+            for column in self._exact.values():
+                column.prune(self._base)
             self._compacted()
         return self._stop
 
@@ -211,32 +241,111 @@ class ColumnarBuffer:
         """Hook run after the newest rows moved to the front."""
 
     def _write(self, values: tuple[Any, ...], symbol_code: int) -> int:
-        """Append one row of storage values; return its physical index."""
+        """Append one row of storage values (an ``ExactRow`` keeps its Decimals); return its index."""
         at = self._stop
         if at == self._capacity:
             at = self._reserve(1)
         self._rows[at] = values
+        if type(values) is not tuple:
+            self._keep_exact(at, values)
         self._stop = at + 1
         self._version += 1
         self._symbol_versions[symbol_code] += 1
         return at
 
+    def _keep_exact(self, at: int, values: tuple[Any, ...]) -> None:
+        """Keep the exact values of the row at physical index ``at``; note its suspects."""
+        serial = self._base + at
+        if isinstance(values, ExactRow):
+            for name, number in values.exact.items():
+                self._exact_column(name).put(serial, number)
+            for name in values.suspects:
+                self.suspects.append((serial, values.position, name, values[self._field_index[name]]))
+
+    @staticmethod
+    def _positioned(converted: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """Tell each ``ExactRow`` of a frame its position in the frame."""
+        for position, values in enumerate(converted):
+            if type(values) is ExactRow:
+                values.position = position
+        return converted
+
+    def take_suspects(self) -> list[tuple[int, int, str, float]]:
+        """The values stored since the last call that may have lost digits, and forget them.
+
+        Each is ``(serial, position, field, value)``: pass ``serial`` to
+        :meth:`resolve` with the exact number of ``field`` in row ``position``
+        of the frame; ``value`` is the float stored.
+        """
+        suspects, self.suspects = self.suspects, []
+        return suspects
+
+    def stored(self, serial: int, field: str) -> float | None:
+        """The float stored for ``field`` of the row ``serial`` (None once the row is gone)."""
+        at = serial - self._base
+        if not self._start <= at < self._stop:
+            return None
+        return float(self._rows[field][at])
+
+    def resolve(
+        self, serial: int, field: str, number: Decimal, value: float | None = None, text: str | None = None
+    ) -> None:
+        """Give the exact wire value of a suspect; it is kept when its float does not hold it.
+
+        ``value`` is the stored float when the caller has it (``stored``);
+        ``text``, the number's wire text, means the caller found that the
+        float does not give it back (``same_number``).
+        """
+        if text is None:
+            if value is None:
+                value = self.stored(serial, field)
+            if value is None or float_holds(value, number):
+                return
+        self._resolved(serial, field, self._exact_column(field).put(serial, number, text))
+
+    def keep_wire(self, serial: int, field: str, text: str) -> None:
+        """Keep a suspect's wire ``text``, which its float does not give back (``same_number``)."""
+        column = self._exact.get(field)
+        if column is None:
+            column = self._exact[field] = ExactValues()
+        self._resolved(serial, field, column.put(serial, None, text))
+
+    def _exact_column(self, name: str) -> ExactValues:
+        column = self._exact.get(name)
+        if column is None:
+            column = self._exact[name] = ExactValues()
+        return column
+
+    def _forget_exact(self, at: int) -> None:
+        """Forget the exact values of the row at physical index ``at`` (before it is re-written)."""
+        for column in self._exact.values():
+            column.discard(self._base + at)
+
+    def _resolved(self, serial: int, field: str, number: Exact) -> None:
+        """Hook: a suspect of row ``serial`` turned out to need its exact value."""
+
     # -- reading ----------------------------------------------------------
 
-    def to_frame(self, symbol: str | None = None, last: int | None = None) -> pd.DataFrame:
+    def to_frame(
+        self, symbol: str | None = None, last: int | None = None, *, exact: bool = False
+    ) -> pd.DataFrame:
         """A copy of the rows in arrival order, optionally one ``symbol``'s and only the ``last`` n.
 
-        An unseen symbol gives an empty frame with the usual columns.
+        An unseen symbol gives an empty frame with the usual columns. With
+        ``exact=True`` price and quantity columns are exact decimals (see
+        :mod:`kraken_nb.core.buffers.exact`) instead of float64.
         """
         last = _check_last(last)
         if symbol is None and last is None:
-            return self._full_frame()
-        return self._build(self._select(symbol, last))
+            return self._full_frame(exact)
+        return self._build(self._select(symbol, last), exact, symbol)
 
-    def _full_frame(self) -> pd.DataFrame:
+    def _full_frame(self, exact: bool = False) -> pd.DataFrame:
         if self._cached is None or self._cached_version != self._version:
             self._cached = self._build(self._full_selection())
             self._cached_version = self._version
+        if exact:
+            return self._exact_frame(self._cached, self._full_selection(), None)
         return self._cached.copy(deep=False)
 
     def _full_selection(self) -> _Selection:
@@ -266,8 +375,51 @@ class ColumnarBuffer:
             high, chunk = low, 2 * chunk
         return np.concatenate(found[::-1]) if found else slice(0, 0)
 
-    def _build(self, selection: _Selection) -> pd.DataFrame:
-        """A frame of copies of the selected physical rows."""
+    def _build(self, selection: _Selection, exact: bool = False, symbol: str | None = None) -> pd.DataFrame:
+        """A frame of copies of the selected physical rows (of ``symbol``, None for any)."""
+        frame = self._float_frame(selection)
+        return self._exact_frame(frame, selection, symbol) if exact else frame
+
+    def _exact_frame(self, frame: pd.DataFrame, selection: _Selection, symbol: str | None) -> pd.DataFrame:
+        """``frame`` (of the ``selection``) with its price and quantity columns as exact decimals."""
+        symbols = self._symbols if symbol is None else [symbol]
+        data = {name: frame[name] for name in frame.columns}
+        for name, kind in self._exact_columns():
+            entries = self._exact_positions(name, selection)
+            scale = self.precisions.scale(kind, symbols)
+            data[name] = decimal_array(frame[name].to_numpy(), entries, scale, name)
+        return pd.DataFrame(self._complete_exact(data, symbols), copy=False)
+
+    def _exact_columns(self) -> list[tuple[str, str]]:
+        """The stored columns ``exact=True`` converts, with their kinds."""
+        return [(name, kind) for name, kind in self._fields if kind in _EXACT_KINDS]
+
+    def _complete_exact(self, data: dict[str, Any], symbols: list[str]) -> dict[str, Any]:
+        """Hook converting derived columns of an exact frame."""
+        return data
+
+    def _exact_positions(self, name: str, selection: _Selection) -> dict[int, Exact]:
+        """The exact values of column ``name`` among the selected rows, by position in the selection."""
+        column = self._exact.get(name)
+        if not column:
+            return {}
+        entries = list(column.items())
+        physical = np.array([serial for serial, _ in entries], dtype=np.intp) - self._base
+        numbers = [number for _, number in entries]
+        if isinstance(selection, slice):
+            start, stop, _ = selection.indices(self._stop)
+            return {int(at) - start: numbers[i] for i, at in enumerate(physical) if start <= at < stop}
+        order = np.argsort(selection, kind="stable")
+        ordered = selection[order]
+        found = np.searchsorted(ordered, physical)
+        return {
+            int(order[spot]): numbers[i]
+            for i, spot in enumerate(found)
+            if spot < len(ordered) and ordered[spot] == physical[i]
+        }
+
+    def _float_frame(self, selection: _Selection) -> pd.DataFrame:
+        """The frame with float64 numbers."""
         data: dict[str, Any] = {}
         is_slice = isinstance(selection, slice)
         for name, kind in self._fields:
