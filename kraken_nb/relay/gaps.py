@@ -4,18 +4,23 @@ Pure. A relay publishes one :class:`GapRecord` on ``kraken.v2.gap`` when its
 upstream connection was down, when it had to drop frames because NATS was
 away longer than its buffer lasts, and when it starts after an outage (from
 its previous run's last sign of life). Clients add the record to ``gaps()``
-for each stream it names that they subscribe to.
+for each stream it names that they subscribe to; a book named in a
+:data:`DROPPED_REASON` record is reloaded from a snapshot copied after it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 import orjson
 
 from kraken_nb.errors import MalformedMessage
 
-__all__ = ["GapRecord"]
+__all__ = ["DROPPED_REASON", "GapRecord"]
+
+DROPPED_REASON: Final = "the relay dropped frames: its buffer was full while NATS was unavailable"
+"""The reason of a gap record for frames the relay itself dropped (they are not in the stream)."""
 
 
 @dataclass(frozen=True, slots=True)

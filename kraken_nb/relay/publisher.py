@@ -13,16 +13,20 @@ from the first unacknowledged message under the same ids, so nothing is lost
 or stored twice.
 
 When NATS stays away long enough for the buffer to fill, new frames are
-refused (counted in ``dropped``) until it has drained to 90 %, and a
-:class:`~kraken_nb.relay.gaps.GapRecord` naming the streams and times goes out
-first when frames are accepted again.
+refused (counted in ``dropped``) until it has drained to 90 %; then a
+:class:`~kraken_nb.relay.gaps.GapRecord` naming the streams and times is
+queued ahead of any frame accepted again (also when none comes: a market
+gone quiet still gets its record).
 
 Headers on every frame: ``Nats-Msg-Id`` (derived from the frame),
 ``Kraken-Received`` (the relay's receive time, ns), ``Kraken-Prev`` (the id
 of the previous frame on the same subject, which lets a client notice frames
 that expired before it read them) and ``Kraken-Type: snapshot`` on snapshot
 frames. A book snapshot carries ``Kraken-Stream-Seq``: the main-stream
-sequence of the frame after which the book was copied.
+sequence of the frame after which the book was copied, and ``Kraken-Book-Time``:
+when it was copied (ns; every frame received before is in it, dropped ones
+included). While the buffer refuses frames no trailing copy is taken, so the
+first one after a drop is newer than the drop's gap record (``end_ns``).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 from kraken_nb.core.book import OrderBook
 from kraken_nb.core.messages import InstrumentMessage, Message
@@ -44,7 +48,7 @@ from kraken_nb.core.reconnect import Backoff
 from kraken_nb.core.taps import Tap
 from kraken_nb.core.throttle import ThrottledLog
 from kraken_nb.looping import LoopThread
-from kraken_nb.relay.gaps import GapRecord
+from kraken_nb.relay.gaps import DROPPED_REASON, GapRecord
 from kraken_nb.relay.sink import Sink
 from kraken_nb.relay.snapshot import book_snapshot_frame
 from kraken_nb.relay.subjects import (
@@ -55,7 +59,7 @@ from kraken_nb.relay.subjects import (
     routes,
 )
 
-__all__ = ["Outgoing", "Publisher", "RelayTap"]
+__all__ = ["BookCopy", "Outgoing", "Publisher", "RelayTap"]
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +165,8 @@ class Publisher:
             size = len(self._buffer)
             if item.gap is not None:
                 size = 0  # a gap record is never refused
-            elif self._refusing and size <= self.max_buffer * 0.9:
-                self._refusing = False
-                self._buffer.append(self._drop_record(item.received_ns))
+            else:
+                self._end_drop_if_room(item.received_ns)
             if self._refusing or size >= self.max_buffer:
                 self._refuse(item)
                 return False
@@ -202,12 +205,18 @@ class Publisher:
         if item.stream is not None:
             self._dropped_streams.add(item.stream)
 
+    def _end_drop_if_room(self, now_ns: int) -> None:
+        """Stop refusing once the buffer is below 90 % again, queueing the gap record of the drop."""
+        if self._refusing and len(self._buffer) <= self.max_buffer * 0.9:
+            self._refusing = False
+            self._buffer.append(self._drop_record(now_ns))
+
     def _drop_record(self, now_ns: int) -> Outgoing:
         record = GapRecord(
             self.relay,
             self._drop_start_ns or now_ns,
             now_ns,
-            "the relay dropped frames: its buffer was full while NATS was unavailable",
+            DROPPED_REASON,
             tuple(sorted(self._dropped_streams)),
         )
         self._drop_start_ns = None
@@ -290,6 +299,8 @@ class Publisher:
         with self._mutex:
             for _ in range(done):
                 self._buffer.popleft()
+            if done:  # room again though no frame came since: the gap is recorded now
+                self._end_drop_if_room(time.time_ns())
         if extra:
             await self._publish_extra(sink, extra)
         if error is not None:
@@ -305,19 +316,22 @@ class Publisher:
         if receipt.duplicate:
             self.counters["duplicates"] += 1
         if item.book is not None:
-            extra.append(_snapshot_message(item, item.book))
+            extra.append(_snapshot_message(BookCopy(item, item.book, item.received_ns)))
         if item.copy_to is not None:
             extra.append((item.copy_to, item.payload, _snapshot_headers(item)))
 
-    async def publish_snapshots(
-        self, pending: list[tuple[Outgoing, OrderBook]]
-    ) -> list[tuple[Outgoing, OrderBook]]:
+    @property
+    def refusing(self) -> bool:
+        """Whether the buffer is dropping frames (until it has room again and records the gap)."""
+        return self._refusing
+
+    async def publish_snapshots(self, pending: list[BookCopy]) -> list[BookCopy]:
         """Publish the snapshot of each book whose frame is acknowledged; return the others (on the loop)."""
-        ready = [(item, book) for item, book in pending if item.seq is not None]
+        ready = [copy for copy in pending if copy.item.seq is not None]
         sink = self._sink
         if ready and sink is not None:
-            await self._publish_extra(sink, [_snapshot_message(item, book) for item, book in ready])
-        return [(item, book) for item, book in pending if item.seq is None]
+            await self._publish_extra(sink, [_snapshot_message(copy) for copy in ready])
+        return [copy for copy in pending if copy.item.seq is None]
 
     async def _publish_extra(self, sink: Sink, extra: list[tuple[str, bytes, dict[str, str]]]) -> None:
         """Snapshots and copies: refreshed again later, so a failure is only counted."""
@@ -385,9 +399,18 @@ def _snapshot_headers(item: Outgoing) -> dict[str, str]:
     return {"Kraken-Stream-Seq": str(item.seq), "Kraken-Received": str(item.received_ns)}
 
 
-def _snapshot_message(item: Outgoing, book: OrderBook) -> tuple[str, bytes, dict[str, str]]:
-    """The snapshot of ``book``, valid right after the acknowledged frame ``item``."""
-    return book_snapshot_subject(book.symbol), book_snapshot_frame(book), _snapshot_headers(item)
+class BookCopy(NamedTuple):
+    """A copy of a book taken at ``taken_ns``, valid right after the frame ``item``."""
+
+    item: Outgoing
+    book: OrderBook
+    taken_ns: int
+
+
+def _snapshot_message(copy: BookCopy) -> tuple[str, bytes, dict[str, str]]:
+    """The snapshot of the copied book, valid right after the acknowledged frame."""
+    headers = {**_snapshot_headers(copy.item), "Kraken-Book-Time": str(copy.taken_ns)}
+    return book_snapshot_subject(copy.book.symbol), book_snapshot_frame(copy.book), headers
 
 
 def gap_outgoing(record: GapRecord) -> Outgoing:
@@ -454,6 +477,7 @@ class RelayTap(Tap):
         self._occurrences: dict[str, Occurrences] = {}
         self._last_snapshot: dict[str, int] = {}
         self._dirty: dict[str, Outgoing] = {}
+        self._last_book_frame: dict[str, Outgoing] = {}
         self._down_since: int | None = None
         self._down_reason = ""
 
@@ -469,20 +493,28 @@ class RelayTap(Tap):
             if snapshot:
                 headers["Kraken-Type"] = "snapshot"
             item = Outgoing(route.subject, payload, route.msg_id, headers, received_ns=received_ns)
+            book_symbol = route.symbol if route.channel == "book" else None
             if route.symbol is not None:
                 item.stream = (route.channel, route.symbol)
-                if route.channel == "book":
-                    item.book = self._due_book(route.symbol, received_ns, events, snapshot)
-                    if item.book is None:
-                        self._dirty[route.symbol] = item
-                    else:
-                        self._dirty.pop(route.symbol, None)
+            if book_symbol is not None:
+                item.book = self._due_book(book_symbol, received_ns, events, snapshot)
             elif snapshot and isinstance(message, InstrumentMessage):
                 item.copy_to = INSTRUMENT_SNAPSHOT_SUBJECT
             if self.publisher.put(item):
                 self._last_id[route.subject] = route.msg_id
-            elif item.book is not None:
-                self._last_snapshot.pop(route.symbol or "", None)  # try again with the next frame
+                if book_symbol is not None:
+                    self._last_book_frame[book_symbol] = item
+                    if item.book is None:
+                        self._dirty[book_symbol] = item
+                    else:
+                        self._dirty.pop(book_symbol, None)
+            elif book_symbol is not None:
+                # dropped: the book changed after the last frame the stream will hold, so its next
+                # snapshot is due at that frame's sequence (no stored update lies in between)
+                self._last_snapshot.pop(book_symbol, None)
+                last = self._last_book_frame.get(book_symbol)
+                if last is not None:
+                    self._dirty[book_symbol] = last
 
     def _due_book(self, symbol: str, now_ns: int, events: list[Any], snapshot: bool) -> OrderBook | None:
         """A copy of ``symbol``'s book if it is valid after this frame and its snapshot is due."""
@@ -497,14 +529,16 @@ class RelayTap(Tap):
         self._last_snapshot[symbol] = now_ns
         return book
 
-    def trailing(self, now_ns: int) -> list[tuple[Outgoing, OrderBook]]:
+    def trailing(self, now_ns: int) -> list[BookCopy]:
         """Books that changed since a snapshot older than the interval: (their last frame, a copy).
 
         Call under the client's lock (the copy must be the book right after
         that frame), so that a book which goes quiet still gets a snapshot of
-        its final state.
+        its final state. Nothing is copied while the buffer drops frames.
         """
-        due: list[tuple[Outgoing, OrderBook]] = []
+        due: list[BookCopy] = []
+        if self.publisher.refusing:
+            return due
         for symbol, item in list(self._dirty.items()):
             if now_ns - self._last_snapshot.get(symbol, 0) < self._snapshot_ns or self.books is None:
                 continue
@@ -512,7 +546,7 @@ class RelayTap(Tap):
             book = self.books(symbol)
             if book is not None and book.valid:
                 self._last_snapshot[symbol] = now_ns
-                due.append((item, book))
+                due.append(BookCopy(item, book, now_ns))
         return due
 
     def connected(self, now_ns: int) -> None:

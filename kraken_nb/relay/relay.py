@@ -25,14 +25,13 @@ from types import TracebackType
 from typing import Any
 
 from kraken_nb.client import KRAKEN_WS_URL, KrakenClient
-from kraken_nb.core.book import OrderBook
 from kraken_nb.core.params import Subscription
 from kraken_nb.core.redaction import redact_url
 from kraken_nb.errors import InvalidParams, KrakenError
 from kraken_nb.relay.connection import NatsLink, require_nats
 from kraken_nb.relay.gaps import GapRecord
 from kraken_nb.relay.manifest import Catalog, Manifest, carried_of
-from kraken_nb.relay.publisher import Outgoing, Publisher, RelayTap, gap_outgoing
+from kraken_nb.relay.publisher import BookCopy, Publisher, RelayTap, gap_outgoing
 from kraken_nb.relay.sink import JetStreamSink
 from kraken_nb.relay.streams import StreamSettings, ensure_streams, read_manifests
 from kraken_nb.relay.subjects import DATA_CHANNELS, manifest_subject
@@ -224,7 +223,7 @@ class Relay:
 
     async def _trail_snapshots(self) -> None:
         """Give a book that went quiet a snapshot of its final state (within about one interval)."""
-        pending: list[tuple[Outgoing, OrderBook]] = []
+        pending: list[BookCopy] = []
         client = self.client
         assert client is not None
         while True:

@@ -50,7 +50,7 @@ from kraken_nb.core.session import Event, Session
 from kraken_nb.core.throttle import ThrottledLog
 from kraken_nb.errors import InvalidParams, KrakenError, MalformedMessage, RelayError
 from kraken_nb.relay.connection import NatsLink, check_nats_url, require_nats
-from kraken_nb.relay.gaps import GapRecord
+from kraken_nb.relay.gaps import DROPPED_REASON, GapRecord
 from kraken_nb.relay.manifest import Catalog
 from kraken_nb.relay.streams import StreamSettings, read_manifests, require_streams
 from kraken_nb.relay.subjects import (
@@ -141,6 +141,8 @@ class _Feed:
     """The sequence the last snapshot loaded for this book was valid at."""
     bad_snapshot: int | None = None
     """A snapshot the book mismatched after: wait for a newer one rather than load it again."""
+    snapshot_after_ns: int = 0
+    """The relay dropped updates of this book until then: only a snapshot copied later will do."""
     unacked: int = 0
     recent: deque[str] = field(default_factory=lambda: deque(maxlen=_RECENT))
     recent_set: set[str] = field(default_factory=set)
@@ -159,6 +161,14 @@ class _Feed:
             self.recent_set.discard(self.recent[0])
         self.recent.append(msg_id)
         self.recent_set.add(msg_id)
+
+
+def _int_header(headers: dict[str, str], name: str) -> int:
+    """The integer value of header ``name``; 0 if absent or not a number."""
+    try:
+        return int(headers.get(name, "0"))
+    except ValueError:
+        return 0
 
 
 def _received(headers: dict[str, str] | None) -> int:
@@ -477,7 +487,7 @@ class JetStreamSource(Source):
                 )
                 snapshot = await self._snapshot(snapshot_subject)
                 if snapshot is not None:
-                    frame, seq, received = snapshot
+                    frame, seq, received, _ = snapshot
                     frames.append((frame, received))
                     start = {"opt_start_seq": seq + 1}
                     feed.last_seq = seq
@@ -566,8 +576,13 @@ class JetStreamSource(Source):
             raise self._link.explain(exc, f"reading stream {self.stream}") from None
         return int(info.state.last_seq)
 
-    async def _snapshot(self, subject: str) -> tuple[bytes, int, int] | None:
-        """The latest message on ``subject`` in the snapshot stream: (frame, main-stream seq, received)."""
+    async def _snapshot(self, subject: str) -> tuple[bytes, int, int, int] | None:
+        """The latest message on ``subject`` in the snapshot stream.
+
+        Returns (frame, main-stream seq, received, copied): the sequence it is
+        valid at, the relay's receive time of that frame, and when the relay
+        copied the book (0 if not said).
+        """
         import nats.js.errors
 
         try:
@@ -577,11 +592,12 @@ class JetStreamSource(Source):
         except Exception as exc:
             raise self._link.explain(exc, f"reading {subject}") from None
         headers = message.headers or {}
-        try:
-            seq = int(headers.get("Kraken-Stream-Seq", "0"))
-        except ValueError:
-            seq = 0
-        return message.data or b"", seq, _received(headers)
+        return (
+            message.data or b"",
+            _int_header(headers, "Kraken-Stream-Seq"),
+            _received(headers),
+            _int_header(headers, "Kraken-Book-Time"),
+        )
 
     # -- messages ----------------------------------------------------------------------
 
@@ -642,10 +658,12 @@ class JetStreamSource(Source):
                 "no snapshot", "%s: the relay has published no book snapshot yet", feed.symbol
             )
             return False
-        frame, valid_at, received = snapshot
-        if valid_at == feed.bad_snapshot:
+        frame, valid_at, received, copied = snapshot
+        if valid_at == feed.bad_snapshot or copied < feed.snapshot_after_ns:
+            # the book went wrong after this one, or it misses updates the relay dropped:
+            # wait for the relay's next snapshot
             self.counters["skipped"] += 1
-            return True  # the book went wrong after this one: wait for the relay's next snapshot
+            return True
         feed.need_snapshot = False
         feed.loaded_at = valid_at
         self.counters["snapshot_loads"] += 1
@@ -707,9 +725,13 @@ class JetStreamSource(Source):
         for record in self._gap_records:
             for channel, symbol in record.streams:
                 mark = (record.msg_id, channel, symbol)
-                if (channel, symbol) in self._feeds and mark not in self._applied_gaps:
+                feed = self._feeds.get((channel, symbol))
+                if feed is not None and mark not in self._applied_gaps:
                     self._applied_gaps.add(mark)
                     self.counters["relay_gaps"] += 1
+                    if channel == "book" and record.reason == DROPPED_REASON:
+                        feed.need_snapshot = True  # updates are missing: reload a newer snapshot
+                        feed.snapshot_after_ns = max(feed.snapshot_after_ns, record.end_ns)
                     self._gap(
                         channel,
                         symbol,

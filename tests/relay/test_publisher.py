@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import pytest
 
 from kraken_nb.core.book import OrderBook
-from kraken_nb.relay.gaps import GapRecord
+from kraken_nb.relay.gaps import DROPPED_REASON, GapRecord
 from kraken_nb.relay.publisher import Outgoing, Publisher
 from kraken_nb.relay.sink import Receipt
 from kraken_nb.relay.subjects import GAP_SUBJECT, book_snapshot_subject
@@ -113,10 +113,25 @@ def test_a_full_buffer_drops_new_frames_and_records_them_as_a_gap_first(publishe
     assert subjects[20] == GAP_SUBJECT and subjects[21:] == ["kraken.v2.trade.BTC-USD"] * 5
     record = GapRecord.from_json(sink.stored[20][1])
     assert record.relay == "r1" and "buffer was full" in record.reason
-    assert (
-        record.start_ns == 1_000 + 20 and record.end_ns == 1_000 + 50
-    )  # first dropped → first accepted again
+    # first dropped → the moment the buffer had room again (here: drained, before frame 50 came)
+    assert record.start_ns == 1_000 + 20 and record.end_ns > 1_000 + 50
     assert set(record.streams) == {("trade", "BTC/USD"), ("trade", "ETH/USD")}
+
+
+def test_a_drop_is_recorded_once_the_buffer_drains_even_if_no_frame_follows(publisher: Publisher) -> None:
+    """A market gone quiet after NATS came back must not leave the gap unsaid (nor refuse forever)."""
+    sink = StoreSink()
+    sink.down = True
+    publisher.attach(sink)
+    accepted = [publisher.put(item(i)) for i in range(25)]
+    assert accepted == [True] * 20 + [False] * 5 and publisher.refusing
+    sink.down = False
+    assert publisher.wait_idle(10)
+    assert not publisher.refusing
+    subjects = [subject for subject, *_ in sink.stored]
+    assert subjects == ["kraken.v2.trade.BTC-USD"] * 20 + [GAP_SUBJECT]
+    record = GapRecord.from_json(sink.stored[20][1])
+    assert record.start_ns == 1_000 + 20 and record.reason == DROPPED_REASON
 
 
 def test_a_book_snapshot_names_the_sequence_of_the_frame_it_follows(publisher: Publisher) -> None:
@@ -139,5 +154,6 @@ def test_a_book_snapshot_names_the_sequence_of_the_frame_it_follows(publisher: P
     headers, payload = snapshots[0]
     frame_seq = sink.ids["trade:BTC/USD:5"]
     assert headers["Kraken-Stream-Seq"] == str(frame_seq) and headers["Kraken-Received"] == "1005"
+    assert headers["Kraken-Book-Time"] == "1005"  # copied right after that frame
     assert json.loads(payload)["data"][0]["checksum"] == book.checksum()
     assert publisher.counters["snapshots"] == 1
