@@ -179,7 +179,8 @@ class KrakenClient:
         checksum-valid snapshot. ``durable`` names the consumers so that a
         later client with the same name resumes where this one stopped
         (without it they are removed on ``close()``). ``max_ack_pending``
-        bounds the messages each subscription has in flight. A NATS server restart
+        bounds the messages each subscription has in flight; ``timeout`` bounds
+        connecting and each request to the server. A NATS server restart
         loses nothing the stream kept; messages that expired before they were
         read and the relay's own outages are recorded in ``gaps()``.
 

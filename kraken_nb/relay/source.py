@@ -233,7 +233,7 @@ class JetStreamSource(Source):
         self._link = NatsLink(
             url,
             name="kraken-nb client",
-            api_timeout=min(5.0, connect_timeout),
+            api_timeout=connect_timeout,
             reconnect_wait=reconnect_wait,
             on_change=self._changed,
         )
