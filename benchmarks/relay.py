@@ -34,19 +34,18 @@ import contextlib
 import logging
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from benchmarks.child import Child
+from benchmarks.end_to_end import TradeReceipts
 from benchmarks.results import Report, Row
 from benchmarks.settings import HERE, Settings
 from benchmarks.timing import percentile
 from kraken_nb import KrakenClient
 from kraken_nb.core.params import validate_subscription
-from kraken_nb.core.session import Event
 from kraken_nb.relay.local import LocalNatsServer
 from kraken_nb.relay.relay import Relay
 from kraken_nb.relay.subjects import data_subject
@@ -169,17 +168,8 @@ def _fan_out(children: list[Child], frames: int) -> FanOut:
     )
 
 
-class _Receipts:
-    """When each trade reached a client's callbacks, by ``(symbol, trade_id)``."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.times: dict[tuple[str, int], int] = {}
-
-    def __call__(self, event: Event) -> None:
-        now = time.time_ns()
-        with self.lock:
-            self.times[(event.data["symbol"], int(event.data["trade_id"]))] = now
+class _Receipts(TradeReceipts):
+    """Trade receipts, and how long after the simulator queued them they arrived."""
 
     def latencies(self, sent: list[list[Any]]) -> tuple[list[float], int]:
         with self.lock:
