@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, str] = {
     "widgets": "benchmarks.widget_bandwidth",
     "serve": "benchmarks.serve",
     "history": "benchmarks.history",
+    "relay": "benchmarks.relay",
 }
 """Benchmark names and the modules whose ``run(settings)`` measures them, in running order."""
 

@@ -40,7 +40,7 @@ from kraken_nb import KrakenClient
 from kraken_nb.core.session import Event
 from kraken_nb.simulator import DEFAULT_PAIRS
 
-__all__ = ["NAME", "Level", "run"]
+__all__ = ["NAME", "Level", "TradeReceipts", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +86,8 @@ class _Server(Child):
         self.url: str = self.hello["url"]
 
 
-class _Receipts:
-    """When each trade reached the client's callbacks, by ``(symbol, trade_id)``."""
+class TradeReceipts:
+    """When each trade reached a client's ``on("trade")`` callbacks, by ``(symbol, trade_id)``."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -107,7 +107,7 @@ def _sample(server: _Server, client: KrakenClient) -> tuple[float, int, int, flo
 
 
 def _measure(
-    server: _Server, client: KrakenClient, receipts: _Receipts, speed: float, settings: Settings
+    server: _Server, client: KrakenClient, receipts: TradeReceipts, speed: float, settings: Settings
 ) -> Level:
     server.ask(f"speed {speed:g}")
     time.sleep(settings.settle_s)
@@ -213,7 +213,7 @@ def run(settings: Settings) -> Report:
     try:
         client = KrakenClient(server.url, timeout=15.0)
         client.wait_connected()
-        receipts = _Receipts()
+        receipts = TradeReceipts()
         client.on("trade", receipts)
         symbols = list(DEFAULT_PAIRS)
         client.subscribe("book", symbols, depth=10)

@@ -1,4 +1,4 @@
-"""The ``kraken-nb`` command: demo notebooks, the simulator, record, replay, convert, tail and serve.
+"""The ``kraken-nb`` command: demo notebooks, the simulator, record, replay, convert, tail, serve and relay.
 
 - ``kraken-nb demo [--check]``: open (or run headless) the quickstart notebook
 - ``kraken-nb sim --port N``: serve the simulator (as ``python -m kraken_nb.simulator``)
@@ -8,6 +8,7 @@
 - ``kraken-nb convert F --out DIR``: turn a recording into a Parquet dataset
 - ``kraken-nb tail SYMBOL``: a live ticker line in the terminal
 - ``kraken-nb serve``: the streams over REST (port 8080) and MCP (port 9090) until Ctrl-C or SIGTERM
+- ``kraken-nb relay --nats URL``: receive once, publish to NATS JetStream for a team
 
 This module is the terminal's side of the package: it writes to stdout/stderr
 and returns exit codes; the file format lives in :mod:`kraken_nb.recording` and
@@ -54,6 +55,7 @@ from kraken_nb.recording import (
     replay,
     subscriptions_of,
 )
+from kraken_nb.relay.command import add_relay_parser, run_relay
 from kraken_nb.replay import serve_recording
 
 __all__ = ["QUICKSTART", "build_parser", "check_notebook", "find_notebooks", "main"]
@@ -66,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``kraken-nb`` and its subcommands."""
     parser = argparse.ArgumentParser(
         prog="kraken-nb",
-        description="Live Kraken market data in Jupyter: demo, sim, record, replay, convert, tail, serve.",
+        description="Live Kraken market data in Jupyter: demo, sim, record, replay, convert, tail, serve, relay.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log lifecycle events to stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -109,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("file", type=Path, help="a recording made by kraken-nb record")
     convert.add_argument("--out", required=True, type=Path, help="dataset folder (created if missing)")
     _add_roll_options(convert)
+    add_relay_parser(sub, _add_source_options)
 
     tail = sub.add_parser("tail", help="a live ticker line for SYMBOL in the terminal")
     tail.add_argument("symbol", help="pair, e.g. BTC/USD")
@@ -175,13 +178,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "convert": _convert,
         "tail": _tail,
         "serve": _serve,
+        "relay": lambda a: run_relay(a, _source),
     }
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:
         return 130
     except (KrakenError, OSError, WebSocketException) as exc:
-        message = redact(str(exc), args.url) if getattr(args, "url", None) else str(exc)
+        message = str(exc)
+        for url in (getattr(args, "url", None), getattr(args, "nats", None)):
+            if url:
+                message = redact(message, url)
         print(f"kraken-nb {args.command}: error: {message}", file=sys.stderr)
         return 1
 

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from decimal import Decimal
 from os import PathLike
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ from kraken_nb.errors import (
     SubscriptionRejected,
 )
 from kraken_nb.history.recorder import DEFAULT_ROLL_ROWS, DEFAULT_ROLL_SECONDS, Recorder
+from kraken_nb.source import Source
 from kraken_nb.transport import Clock, Transport
 
 if TYPE_CHECKING:
@@ -88,21 +90,20 @@ class KrakenClient:
         callback_queue_size: int = 10_000,
         depth_levels: int = 50,
         depth_sample_interval: float = 1.0,
+        taps: Iterable[Tap] = (),
     ) -> None:
-        self.url = redact_url(url)
-        """The server's URL as shown (credentials redacted)."""
         _check_url(url)
-        self.timeout = timeout
-        self.simulator: Simulator | None = None
-        self._lock = threading.Condition(threading.RLock())
-        self._session = Session(
+        self._prepare(
+            redact_url(url),
+            timeout=timeout,
             max_rows=max_rows,
+            ack_timeout=ack_timeout,
+            callback_queue_size=callback_queue_size,
             depth_levels=depth_levels,
-            depth_sample_ns=int(depth_sample_interval * 1e9),
-            ack_timeout_ns=int(ack_timeout * 1e9),
+            depth_sample_interval=depth_sample_interval,
+            taps=taps,
         )
-        self._dispatcher = Dispatcher(callback_queue_size)
-        self._transport = Transport(
+        self._source = Transport(
             url,
             self._session,
             self._lock,
@@ -114,12 +115,112 @@ class KrakenClient:
             stable_after=stable_after,
             max_size=max_size,
         )
+        self._begin()
+
+    def _prepare(
+        self,
+        shown_url: str,
+        *,
+        timeout: float,
+        max_rows: int | None,
+        ack_timeout: float,
+        callback_queue_size: int,
+        depth_levels: int,
+        depth_sample_interval: float,
+        taps: Iterable[Tap],
+    ) -> None:
+        """Everything but the source: the session, its lock, the dispatcher."""
+        self.url = shown_url
+        """The source's address as shown (credentials redacted)."""
+        self.timeout = timeout
+        self.simulator: Simulator | None = None
+        self._lock = threading.Condition(threading.RLock())
+        self._session = Session(
+            max_rows=max_rows,
+            depth_levels=depth_levels,
+            depth_sample_ns=int(depth_sample_interval * 1e9),
+            ack_timeout_ns=int(ack_timeout * 1e9),
+        )
+        for tap in taps:
+            self._session.add_tap(tap)
+        self._dispatcher = Dispatcher(callback_queue_size)
+        self._source: Source
         self._closed = False
         self._recorders: list[Recorder] = []
         self._served: list[ServeHandle] = []
+
+    def _begin(self) -> None:
         self._dispatcher.start()
-        self._transport.start()
+        self._source.start()
         log.info("client started for %s", self.url)
+
+    @classmethod
+    def from_nats(
+        cls,
+        url: str = "nats://127.0.0.1:4222",
+        *,
+        start: str | int | datetime = "new",
+        stream: str = "KRAKEN",
+        durable: str | None = None,
+        timeout: float = 10.0,
+        max_rows: int | None = None,
+        callback_queue_size: int = 10_000,
+        depth_levels: int = 50,
+        depth_sample_interval: float = 1.0,
+        taps: Iterable[Tap] = (),
+        max_ack_pending: int = 4096,
+    ) -> KrakenClient:
+        """A client fed by ``kraken-nb relay`` through NATS JetStream instead of its own WebSocket.
+
+        Same API, DataFrames, widgets and ``gaps()``: ``subscribe(channel,
+        symbols, **params)`` validates as always and selects the relay's
+        subjects; what the relay does not carry (a symbol, a book depth, a
+        candle interval) raises ``SubscriptionRejected`` naming what it does
+        carry. ``start`` says where each subscription begins in the stream:
+        ``"new"`` (from now), ``"last"`` (each subject's last message, then
+        on), ``"first"`` (everything the stream still keeps), a ``datetime``
+        or a stream sequence number. Books start from the relay's latest
+        checksum-valid snapshot. ``durable`` names the consumers so that a
+        later client with the same name resumes where this one stopped
+        (without it they are removed on ``close()``). ``max_ack_pending``
+        bounds the messages each subscription has in flight; ``timeout`` bounds
+        connecting and each request to the server. A NATS server restart
+        loses nothing the stream kept; messages that expired before they were
+        read and the relay's own outages are recorded in ``gaps()``.
+
+        Raises ``RelayError`` (unreachable server, missing stream, permission
+        denied), ``InvalidParams`` (a malformed URL or ``start``) and names
+        the extra to install when ``nats-py`` is missing.
+        """
+        from kraken_nb.relay.source import JetStreamSource
+
+        client = cls.__new__(cls)
+        source = JetStreamSource.check(
+            url,
+            start=start,
+            stream=stream,
+            durable=durable,
+            connect_timeout=timeout,
+            max_ack_pending=max_ack_pending,
+        )
+        client._prepare(
+            redact_url(url),
+            timeout=timeout,
+            max_rows=max_rows,
+            ack_timeout=timeout,
+            callback_queue_size=callback_queue_size,
+            depth_levels=depth_levels,
+            depth_sample_interval=depth_sample_interval,
+            taps=taps,
+        )
+        client._source = source(client._session, client._lock, client._dispatcher.publish)
+        client._begin()
+        try:
+            client._source.wait_ready()  # type: ignore[attr-defined]
+        except BaseException:
+            client.close()
+            raise
+        return client
 
     @classmethod
     def simulated(cls, *, client_options: dict[str, Any] | None = None, **sim_options: Any) -> KrakenClient:
@@ -163,7 +264,7 @@ class KrakenClient:
         for handle in self._served:
             handle.stop()
         self._dispatcher.close()
-        self._transport.close()
+        self._source.close()
         for recorder in self._recorders:
             try:
                 recorder.stop()  # writes what is pending
@@ -186,12 +287,12 @@ class KrakenClient:
         (policy violation), so the client stopped reconnecting; ``failure``
         holds the code and the server's reason.
         """
-        return "closed" if self._closed else self._transport.state
+        return "closed" if self._closed else self._source.state
 
     @property
     def failure(self) -> ConnectionFailed | None:
         """Why the connection failed for good (``connection_state == "failed"``), else ``None``."""
-        return self._transport.failure
+        return self._source.failure
 
     @property
     def system_status(self) -> str | None:
@@ -200,7 +301,7 @@ class KrakenClient:
 
     def wait_connected(self, timeout: float | None = None) -> None:
         """Block until the connection is live; raise ``RequestTimeout`` otherwise."""
-        self._wait(lambda: self._transport.state == "live", timeout, "connection to " + self.url)
+        self._wait(lambda: self._source.state == "live", timeout, "connection to " + self.url)
 
     def wait_until(self, predicate: Callable[[KrakenClient], bool], timeout: float | None = None) -> None:
         """Block until ``predicate(client)`` is true, re-checking as data arrives."""
@@ -245,7 +346,7 @@ class KrakenClient:
         started = time.perf_counter()
         with self._lock:
             req_id = self._session.ping()
-        self._transport.flush()
+        self._source.flush()
         self._wait(lambda: not self._session.ping_pending(req_id), timeout, f"pong for req_id {req_id}")
         elapsed = time.perf_counter() - started
         with self._lock:
@@ -272,7 +373,7 @@ class KrakenClient:
             call_id = start(subscription)
         if call_id is None:
             return {}
-        self._transport.flush()
+        self._source.flush()
         call: Call | None = None
         try:
             self._wait(
@@ -328,8 +429,8 @@ class KrakenClient:
     def _check_open(self) -> None:
         if self._closed:
             raise ClientClosed("the client is closed")
-        failure = self._transport.failure
-        if failure is not None and self._transport.state == "failed":
+        failure = self._source.failure
+        if failure is not None and self._source.state == "failed":
             raise ConnectionFailed(failure.code, failure.reason)
 
     # -- data -----------------------------------------------------------------------
@@ -458,17 +559,7 @@ class KrakenClient:
                 "disconnects": counters["disconnects"],
                 "gaps": len(self._session.gaps) + len(self._session.trades.gaps),
             }
-        transport = self._transport
-        stats["reconnects"] = transport.reconnects
-        stats["connects"] = transport.connects
-        stats["connects_in_window"] = transport.connects_in_window()
-        stats["connect_budget"] = transport.budget.limit
-        stats["connect_budget_window"] = transport.budget.window
-        stats["budget_waits"] = transport.budget_waits
-        stats["backoff_attempt"] = transport.attempt
-        stats["last_error"] = transport.last_error
-        stats["close_code"] = transport.close_code
-        stats["close_reason"] = transport.close_reason
+        stats.update(self._source.stats())
         stats["last_heartbeat"] = (
             pd.Timestamp(last_heartbeat, unit="ns", tz="UTC") if last_heartbeat is not None else None
         )

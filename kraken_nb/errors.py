@@ -22,6 +22,7 @@ __all__ = [
     "KrakenError",
     "MalformedMessage",
     "RecordingError",
+    "RelayError",
     "RequestTimeout",
     "ServeError",
     "ServerError",
@@ -125,6 +126,13 @@ class DatasetError(KrakenError):
     def __init__(self, message: str, path: object = None) -> None:
         self.path = path
         super().__init__(message)
+
+class RelayError(KrakenError, ConnectionError):
+    """The NATS relay cannot be used: unreachable, a stream missing, or access denied.
+
+    Raised by ``KrakenClient.from_nats`` and the relay; the message names the
+    server (credentials redacted), the stream or subject, and what to do.
+    """
 
 
 class ServerError(KrakenError):

@@ -39,7 +39,8 @@ from kraken_nb.core.reconnect import Backoff, ConnectBudget
 from kraken_nb.core.redaction import RedactingLogger, redact, redact_url
 from kraken_nb.core.session import Event, Session
 from kraken_nb.core.throttle import ThrottledLog
-from kraken_nb.errors import ConnectionFailed, brief
+from kraken_nb.errors import ConnectionFailed
+from kraken_nb.source import Source
 
 __all__ = ["TERMINAL_CLOSE_CODES", "Backoff", "Clock", "ConnectBudget", "Transport"]
 
@@ -72,7 +73,7 @@ class Clock:
 _TASK_NAMES = ("reader", "writer", "watchdog", "stop")
 
 
-class Transport:
+class Transport(Source):
     """Keeps a session connected to ``url`` until :meth:`close` (or a terminal close code).
 
     ``on_events`` is called on the network thread with the events of each
@@ -81,6 +82,9 @@ class Transport:
     ``"reconnecting"``, ``"failed"`` (the server closed with 1008) or
     ``"closed"``.
     """
+
+    thread_name = "kraken-nb-transport"
+    log = log
 
     def __init__(
         self,
@@ -97,26 +101,18 @@ class Transport:
         stable_after: float = 30.0,
         max_size: int = 2**26,
     ) -> None:
-        self.url = redact_url(url)
-        """The URL as shown: userinfo and credential-like query values redacted."""
-        self.state = "connecting"
-        self.reconnects = 0
+        super().__init__(redact_url(url), session, lock, on_events)
         self.connects = 0
         """Connection attempts so far (each one counts against the budget)."""
         self.budget_waits = 0
         self.attempt = 0
         """The backoff's attempt counter: failed connections since the last useful one."""
-        self.last_error: str | None = None
         self.close_code: int | None = None
         """The close code of the last connection (1006 when it ended without a close frame)."""
         self.close_reason: str | None = None
-        self.failure: ConnectionFailed | None = None
         self.budget = budget if budget is not None else ConnectBudget()
         self.clock = clock if clock is not None else Clock()
         self._url = url
-        self._session = session
-        self._lock = lock
-        self._on_events = on_events
         self._backoff = backoff if backoff is not None else Backoff()
         self._open_timeout = open_timeout
         self._silence_timeout = silence_timeout
@@ -125,26 +121,12 @@ class Transport:
         self._rng = random.Random()
         self._throttled = ThrottledLog(log)
         self._ws_logger = RedactingLogger(logging.getLogger("websockets.client"), url)
-        self._loop = asyncio.new_event_loop()
-        self._wakeup: asyncio.Event | None = None
-        self._stop: asyncio.Event | None = None
         self._ws: ClientConnection | None = None
         self._close_reason: str | None = None
         self._useful_since: float | None = None
         self._useful = False
-        self._frame_errors = ThrottledLog(log)
-        self._thread = threading.Thread(target=self._run_loop, name="kraken-nb-transport", daemon=True)
 
     # -- called from any thread ----------------------------------------------
-
-    def start(self) -> None:
-        """Start the network thread; connecting happens in the background."""
-        self._thread.start()
-
-    def flush(self) -> None:
-        """Ask the network thread to send what the session has queued."""
-        if self._wakeup is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wakeup.set)
 
     def drop(self) -> None:
         """Close the current connection (the transport reconnects)."""
@@ -152,40 +134,28 @@ class Transport:
         if ws is not None and not self._loop.is_closed():
             asyncio.run_coroutine_threadsafe(ws.close(code=1001, reason="client drop"), self._loop)
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Close the connection and stop the thread (bounded by ``timeout``)."""
-        if not self._thread.is_alive():
-            self.state = "closed"
-            return
-        if self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout)
-        self.state = "closed"
-
     def connects_in_window(self) -> int:
         """Connects in the budget's current window."""
         return self.budget.used(self.clock.now())
 
+    def stats(self) -> dict[str, Any]:
+        """Connects, the budget, the backoff and how the last connection ended."""
+        return {
+            **super().stats(),
+            "connects": self.connects,
+            "connects_in_window": self.connects_in_window(),
+            "connect_budget": self.budget.limit,
+            "connect_budget_window": self.budget.window,
+            "budget_waits": self.budget_waits,
+            "backoff_attempt": self.attempt,
+            "close_code": self.close_code,
+            "close_reason": self.close_reason,
+        }
+
     # -- network thread -----------------------------------------------------------
 
-    def _run_loop(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self._run())
-        except Exception as exc:  # the last resort: say so rather than look live with no thread
-            self.last_error = f"network thread failed: {type(exc).__name__}: {brief(str(exc))}"
-            log.exception("the network thread of %s failed; the client no longer receives", self.url)
-            self.failure = ConnectionFailed(None, self.last_error)
-            self.state = "failed"
-            with self._lock:
-                self._lock.notify_all()
-            self._on_events([Event("failed", None, self.failure)])
-        finally:
-            self._loop.close()
-
     async def _run(self) -> None:
-        self._wakeup = asyncio.Event()
-        self._stop = asyncio.Event()
+        assert self._stop is not None
         while not self._stop.is_set():
             if not await self._spend_budget():
                 break
@@ -195,7 +165,7 @@ class Transport:
             if self.failure is not None:
                 self.state = "failed"
                 log.error("%s: %s; not reconnecting", self.url, self.failure)
-                self._on_events([Event("failed", None, self.failure)])
+                self._publish([Event("failed", None, self.failure)])
                 return
             if useful:
                 self.attempt = 0
@@ -206,7 +176,6 @@ class Transport:
             log.info("reconnecting in %.2f s (attempt %d): %s", delay, self.attempt, self.last_error)
             if await self._pause(delay):
                 break
-        self.state = "closed"
 
     async def _pause(self, seconds: float) -> bool:
         """Wait ``seconds`` on the clock; return True if ``close()`` was called meanwhile."""
@@ -267,8 +236,7 @@ class Transport:
             with self._lock:
                 events = self._session.connection_lost(time.time_ns(), self.last_error or "connection closed")
                 self._lock.notify_all()
-            if events:
-                self._on_events(events)
+            self._publish(events)
         return self._useful
 
     def _note_close(self, ws: ClientConnection | None, error: str | None) -> None:
@@ -339,43 +307,6 @@ class Transport:
         except websockets.exceptions.ConnectionClosed:
             return  # _note_close records how it ended
 
-    def _handle_frame(self, frame: str | bytes) -> list[dict[str, Any]]:
-        """Feed one frame to the session, pass its events on, return the requests to send.
-
-        ``Session.feed`` does not raise; should anything here still do so, the
-        frame is counted in ``malformed`` and ``internal_errors``, logged
-        (the first time with its traceback, then rate-limited) and reading goes on.
-        """
-        try:
-            with self._lock:
-                events = self._session.feed(frame, time.time_ns())
-                outgoing = self._session.data_to_send()
-                self._lock.notify_all()
-        except Exception as exc:
-            self._frame_failed(exc)
-            return []
-        if events:
-            try:
-                self._on_events(events)
-            except Exception as exc:
-                self._frame_failed(exc)
-        return outgoing
-
-    def _frame_failed(self, exc: Exception) -> None:
-        """Count and log (rate-limited) an exception that escaped the handling of one frame."""
-        with self._lock:
-            self._session.counters["malformed"] += 1
-            self._session.counters["internal_errors"] += 1
-        self._frame_errors.log(
-            logging.ERROR,
-            "frame",
-            "%s: handling a frame failed (%s: %s); it was dropped and reading goes on",
-            self.url,
-            type(exc).__name__,
-            brief(str(exc)),
-            exc_info=True,
-        )
-
     async def _write(self, ws: ClientConnection) -> None:
         assert self._wakeup is not None
         while True:
@@ -400,8 +331,7 @@ class Transport:
                 counts = self._session.subscription_counts()
                 streaming = "confirmed" in counts
                 settled = len(counts) <= 1 and (streaming or not counts)
-            if events:
-                self._on_events(events)
+            self._publish(events)
             self._wakeup.set()  # send what poll() queued
             flowing = last is not None and now - last <= self._silence_timeout * 1e9
             self._note_health(settled and (flowing or not streaming))

@@ -66,6 +66,9 @@ EXPECTED_KEYS = (
             "candles_from_trades",
         )
     ]
+    + ["relay.publish_rate"]
+    + [f"relay.fanout_{consumers}" for consumers in (1, 4, 16)]
+    + ["relay.latency_p50", "relay.latency_p99"]
 )
 # Rows that depend on an optional package (the "bench" extra), and the module each needs.
 OPTIONAL = {
@@ -157,6 +160,7 @@ def test_printed_table_matches_the_written_files(quick_run: dict[str, Any]) -> N
         "widgets",
         "serve",
         "history",
+        "relay",
     }
 
 

@@ -413,6 +413,18 @@ class Session:
             self._notify("disconnected", now_ns, reason)
         return [Event("disconnected", None, reason)]
 
+    def record_gap(self, channel: str, symbol: str, start_ns: int, end_ns: int | None, reason: str) -> Event:
+        """Note that ``channel`` data for ``symbol`` may be missing from ``start_ns`` to ``end_ns``.
+
+        For what a source knows and the frames cannot tell: a relay's outage,
+        messages that expired from a stream before they were read. Returns the
+        ``gap`` event to hand on.
+        """
+        gap = Gap(channel, symbol, start_ns, end_ns, reason)
+        self.gaps.append(gap)
+        self.counters["source_gaps"] += 1
+        return Event("gap", symbol, gap)
+
     # -- incoming ------------------------------------------------------------
 
     def feed(self, text: str | bytes, received_ns: int) -> list[Event]:
