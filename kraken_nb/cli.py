@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``kraken-nb`` and its subcommands."""
     parser = argparse.ArgumentParser(
         prog="kraken-nb",
-        description="Live Kraken market data in Jupyter: demo, sim, record, replay, convert, tail, serve, relay.",
+        description="Kraken market data in Jupyter: demo, sim, record, replay, convert, tail, serve, relay.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log lifecycle events to stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
