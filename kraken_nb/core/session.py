@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 import pandas as pd
+from orjson import loads as _loads_floats  # the fast path; ``parse`` explains or recovers what it refuses
 
 from kraken_nb.core.book import OrderBook
 from kraken_nb.core.buffers import (
@@ -44,6 +45,7 @@ from kraken_nb.core.messages import (
     TradeMessage,
     Unknown,
     parse,
+    parse_object,
 )
 from kraken_nb.core.params import RequestIds, Subscription
 from kraken_nb.core.reconnect import Backoff
@@ -122,6 +124,17 @@ class _Request:
     interval: int | None
 
 
+class _Versions(dict[tuple[str, str], int]):
+    """Change counters per ``(stream, symbol)``, 0 when never changed.
+
+    A ``Counter`` would do, but a ``Counter``'s item assignment runs through
+    Python (it defines ``__delitem__``) and every frame bumps one.
+    """
+
+    def __missing__(self, key: tuple[str, str]) -> int:
+        return 0
+
+
 def _key(channel: str, symbol: str, params: Mapping[str, Any]) -> SubKey:
     return (channel, symbol, params.get("interval", 1) if channel == "ohlc" else None)
 
@@ -166,7 +179,7 @@ class Session:
         self.system_status: str | None = None
         self.connected = False
         self.gaps: list[Gap] = []
-        self.versions: Counter[tuple[str, str]] = Counter()
+        self.versions: dict[tuple[str, str], int] = _Versions()
         self.last_message_ns: int | None = None
         self.last_heartbeat_ns: int | None = None
         self._depth_levels = depth_levels
@@ -445,7 +458,12 @@ class Session:
         try:
             self._bytes += len(text)
             try:
-                message = parse(text)
+                try:
+                    frame = _loads_floats(text)
+                except (ValueError, TypeError):
+                    message = parse(text)  # says why the frame is not JSON, or decodes what orjson refuses
+                else:
+                    message = parse_object(frame)
                 events = self.handle(message, received_ns, text)
             except InexactNumber:
                 # A book value has more digits than a float keeps: decode the frame
@@ -499,7 +517,11 @@ class Session:
         """
         self._frame_rejected = False
         if type(message) is BookMessage:  # most frames: skip the dispatch chain
-            events = self._on_book(message, received_ns)
+            data = message.data
+            if len(data) == 1 and not message.rejected and data[0]["symbol"] in self.pairs:  # the usual frame
+                events = self._apply_book(data[0], message.snapshot, received_ns)
+            else:
+                events = self._on_book(message, received_ns)
         else:
             events = self._dispatch(message, received_ns, text)
         if self._frame_rejected:
@@ -746,21 +768,15 @@ class Session:
             return [event]
         if snapshot:
             self._resyncing.discard(symbol)
-        versions = self.versions
         key = self._book_keys.get(symbol) or self._book_keys.setdefault(symbol, ("book", symbol))
-        versions[key] = versions[key] + 1
+        self.versions[key] += 1
         if not ok:
             self._counters["checksum_mismatches"] += 1
             mismatch = ChecksumMismatch(symbol, entry["checksum"], book.checksum())
             log.warning("%s; resubscribing", mismatch)
             self._resync(symbol)
             return [Event("checksum_mismatch", symbol, mismatch)]
-        self._record_top(book, received_ns)
-        return [_tuple_new(Event, ("book", symbol, book.version))]
-
-    def _record_top(self, book: OrderBook, received_ns: int) -> None:
-        """Append the top of book when it changed; take a depth sample when one is due."""
-        symbol = book.symbol
+        # The top of book when it changed, a depth sample when one is due (inline: once per frame).
         top = book.top_values()
         valid = book.valid
         last = self._last_top.get(symbol)
@@ -772,6 +788,7 @@ class Session:
             self.depths.append(
                 symbol, self._book_time_ns(book), received_ns, *book.depth_values(self._depth_levels)
             )
+        return [_tuple_new(Event, ("book", symbol, book.version))]
 
     def _book_time_ns(self, book: OrderBook) -> int:
         """The book message's own time in ns (``NaT`` when it had none or it is not RFC3339)."""
