@@ -417,7 +417,13 @@ class KrakenClient:
             return dict(self._session.versions)
 
     def stats(self) -> dict[str, Any]:
-        """Counters: messages, bytes, reconnects, resyncs, gaps, drops, last heartbeat…"""
+        """Counters: messages, bytes, reconnects, resyncs, gaps, drops, last heartbeat…
+
+        ``busy`` is the network thread's busy share over the last second (None
+        before the first), ``behind`` whether it stayed ≥ 95 % busy for a second
+        or more (the source is faster than the client: nothing is lost, data
+        arrives late), ``receive_backlog`` the frames received and not yet handled.
+        """
         with self._lock:
             counters = self._session.counters
             last_heartbeat = self._session.last_heartbeat_ns
@@ -463,6 +469,12 @@ class KrakenClient:
         stats["last_heartbeat"] = (
             pd.Timestamp(last_heartbeat, unit="ns", tz="UTC") if last_heartbeat is not None else None
         )
+        busy = transport.busy
+        stats["busy"] = busy.busy
+        stats["behind"] = busy.behind
+        stats["behind_episodes"] = busy.episodes
+        stats["behind_seconds"] = busy.behind_ns / 1e9
+        stats["receive_backlog"] = transport.receive_backlog()
         stats["callbacks_dropped"] = self._dispatcher.dropped
         stats["callbacks_discarded"] = self._dispatcher.discarded
         stats["callback_errors"] = self._dispatcher.errors
@@ -476,7 +488,9 @@ class KrakenClient:
         Kinds: trade, ticker, ohlc, book, checksum_mismatch, gap, status, ack,
         rejected, subscription (a subscription went ``retrying`` or
         ``failed``; data: its record), pong, error, disconnected, failed (the
-        server closed with 1008; data: ``ConnectionFailed``). Callbacks run
+        server closed with 1008; data: ``ConnectionFailed``), behind (the
+        network thread fell behind its source or caught up; data:
+        :class:`~kraken_nb.core.busy.Behind`). Callbacks run
         on a dispatcher thread, never the network thread; if they fall
         behind, the bounded queue drops the oldest events and counts them
         (``stats()["callbacks_dropped"]``). A callback that raises is logged

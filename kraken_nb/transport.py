@@ -27,6 +27,7 @@ import asyncio
 import json
 import logging
 import random
+import selectors
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from typing import Any, Final
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from kraken_nb.core.busy import Behind, BusyMeter
 from kraken_nb.core.reconnect import Backoff, ConnectBudget
 from kraken_nb.core.redaction import RedactingLogger, redact, redact_url
 from kraken_nb.core.session import Event, Session
@@ -70,6 +72,19 @@ class Clock:
 
 
 _TASK_NAMES = ("reader", "writer", "watchdog", "stop")
+
+
+class _IdleTimedSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+    """The loop's selector, adding up the time the loop waited in ``select`` (it was idle)."""
+
+    idle_ns = 0
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        started = time.perf_counter_ns()
+        try:
+            return super().select(timeout)
+        finally:
+            self.idle_ns += time.perf_counter_ns() - started
 
 
 class Transport:
@@ -125,7 +140,11 @@ class Transport:
         self._rng = random.Random()
         self._throttled = ThrottledLog(log)
         self._ws_logger = RedactingLogger(logging.getLogger("websockets.client"), url)
-        self._loop = asyncio.new_event_loop()
+        self._selector = _IdleTimedSelector()
+        self._loop = asyncio.SelectorEventLoop(self._selector)
+        self.busy = BusyMeter()
+        """The network thread's busy share and whether it is behind (see ``kraken_nb.core.busy``)."""
+        self._behind_log = ThrottledLog(log)
         self._wakeup: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
         self._ws: ClientConnection | None = None
@@ -165,6 +184,19 @@ class Transport:
     def connects_in_window(self) -> int:
         """Connects in the budget's current window."""
         return self.budget.used(self.clock.now())
+
+    def receive_backlog(self) -> int | None:
+        """Frames received and not yet handled, in ``websockets``' queue (None when not connected).
+
+        ``websockets`` stops reading the socket once ``max_queue`` frames wait
+        there, so a larger backlog sits in the kernel and with the sender.
+        """
+        ws = self._ws
+        frames = getattr(getattr(ws, "recv_messages", None), "frames", None)
+        try:
+            return len(frames)  # type: ignore[arg-type]
+        except TypeError:  # not connected, or another websockets layout
+            return None
 
     # -- network thread -----------------------------------------------------------
 
@@ -263,6 +295,7 @@ class Transport:
             error = f"{type(exc).__name__}: {exc}"
         finally:
             self._ws = None
+            self._note_busy(self.busy.reset(time.perf_counter_ns()))
             self._note_close(ws, error)
             with self._lock:
                 events = self._session.connection_lost(time.time_ns(), self.last_error or "connection closed")
@@ -346,11 +379,17 @@ class Transport:
         frame is counted in ``malformed`` and ``internal_errors``, logged
         (the first time with its traceback, then rate-limited) and reading goes on.
         """
+        lock, session = self._lock, self._session
         try:
-            with self._lock:
-                events = self._session.feed(frame, time.time_ns())
-                outgoing = self._session.data_to_send()
-                self._lock.notify_all()
+            # acquire/release rather than ``with``: the Condition's __enter__/__exit__ are Python calls
+            lock.acquire()
+            try:
+                events = session.feed(frame, time.time_ns())
+                outgoing = session.data_to_send()
+                if lock._waiters:  # type: ignore[attr-defined]  # notify_all costs a Python call even with no one waiting
+                    lock.notify_all()
+            finally:
+                lock.release()
         except Exception as exc:
             self._frame_failed(exc)
             return []
@@ -402,6 +441,7 @@ class Transport:
                 settled = len(counts) <= 1 and (streaming or not counts)
             if events:
                 self._on_events(events)
+            self._note_busy(self.busy.sample(time.perf_counter_ns(), self._selector.idle_ns))
             self._wakeup.set()  # send what poll() queued
             flowing = last is not None and now - last <= self._silence_timeout * 1e9
             self._note_health(settled and (flowing or not streaming))
@@ -410,6 +450,25 @@ class Transport:
                 log.warning("%s: %s; reconnecting", self.url, self._close_reason)
                 await ws.close(code=1001, reason="silence")
                 return
+
+    def _note_busy(self, change: Behind | None) -> None:
+        """Say when the network thread fell behind its source or caught up (a ``behind`` event)."""
+        if change is None:
+            return
+        if change.behind:
+            self._behind_log.warning(
+                "behind",
+                "%s: the network thread was busy %.0f%% for %.1f s: the source is faster than the "
+                "client; nothing is lost (reading waits, TCP holds the sender back) but data arrives "
+                "late (%s frames queued)",
+                self.url,
+                100 * change.busy,
+                change.for_ns / 1e9,
+                self.receive_backlog(),
+            )
+        else:
+            log.info("%s: caught up with the source after %.1f s behind", self.url, change.for_ns / 1e9)
+        self._on_events([Event("behind", None, change)])
 
     def _note_health(self, healthy: bool) -> None:
         """A connection is useful once it stayed healthy for ``stable_after`` seconds in a row."""

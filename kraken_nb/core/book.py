@@ -477,9 +477,7 @@ class OrderBook:
             raise MalformedMessage(f"book entry needs a {name!r} list, got {brief(raw)}", entry)
         return raw
 
-    def _update(
-        self, side: _Side, raw: Any, entry: Mapping[str, Any], name: str, undo: list[_Undo]
-    ) -> None:
+    def _update(self, side: _Side, raw: Any, entry: Mapping[str, Any], name: str, undo: list[_Undo]) -> None:
         """Apply the levels ``raw`` of one side of an update, recording in ``undo`` what each replaced.
 
         This loop is the client's hot path (it inlines ``_Side.set`` and

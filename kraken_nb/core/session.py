@@ -332,7 +332,7 @@ class Session:
 
     def data_to_send(self) -> list[dict[str, Any]]:
         """Requests queued for the server, in order; the queue is emptied."""
-        if not self.connected:
+        if not self.connected or not self._outbox:
             return []
         out, self._outbox = self._outbox, []
         return out
