@@ -185,6 +185,11 @@ class KrakenClient:
         return self._transport.failure
 
     @property
+    def behind(self) -> bool:
+        """Whether the source has been faster than the client for a second or more (``stats()["behind"]``)."""
+        return self._transport.busy.behind
+
+    @property
     def system_status(self) -> str | None:
         """Kraken's system status (``online``, ``maintenance``, ``cancel_only``, ``post_only``)."""
         return self._session.system_status

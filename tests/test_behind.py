@@ -23,6 +23,7 @@ from benchmarks.programs import load_program  # noqa: E402
 from benchmarks.settings import Settings  # noqa: E402
 from benchmarks.streaming import frame_source, subscribed_client  # noqa: E402
 from kraken_nb.core.busy import Behind  # noqa: E402
+from kraken_nb.widgets import TradeTape  # noqa: E402
 
 CHANNELS = {"book": {"depth": 10}, "trade": {}}
 
@@ -50,6 +51,9 @@ def test_a_source_faster_than_the_client_makes_it_behind_and_a_slow_one_does_not
             got.set()
 
         client.on("behind", on_behind)
+        tape = TradeTape(client, program.symbols[0], rate_hz=20)
+        shown: list[str] = []
+        tape.observe(lambda change: shown.append(change["new"]), names="status")
         try:
             # slow: 200 frames/s, a few % of the network thread
             assert "error" not in source.ask("play 200 3")
@@ -59,6 +63,7 @@ def test_a_source_faster_than_the_client_makes_it_behind_and_a_slow_one_does_not
             measured = [s["busy"] for s in slow if s["busy"] is not None]
             assert measured and max(measured) < 0.8, measured
             assert not events
+            assert "behind" not in shown
 
             # fast: as fast as the socket takes frames, for 6 s
             assert "error" not in source.ask("play 0 6")
@@ -68,6 +73,8 @@ def test_a_source_faster_than_the_client_makes_it_behind_and_a_slow_one_does_not
             assert got.wait(5.0)
             assert events[0].behind and events[0].busy >= 0.95 and events[0].for_ns >= 1e9
             assert client.stats()["behind_episodes"] >= 1
+            assert "behind" in shown  # the widgets' status pill says so
+            assert "source is faster" in tape.status_detail or tape.status != "behind"
 
             # once the source stops, the client catches up and says so
             deadline = time.monotonic() + 20
@@ -82,4 +89,5 @@ def test_a_source_faster_than_the_client_makes_it_behind_and_a_slow_one_does_not
             assert [e.behind for e in events][:2] == [True, False]
             assert stats["checksum_mismatches"] == 0 and stats["malformed"] == 0, stats
         finally:
+            tape.close()
             client.close()
