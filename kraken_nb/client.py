@@ -426,8 +426,9 @@ class KrakenClient:
 
         ``busy`` is the network thread's busy share over the last second (None
         before the first), ``behind`` whether it stayed ≥ 95 % busy for a second
-        or more (the source is faster than the client: nothing is lost, data
-        arrives late), ``receive_backlog`` the frames received and not yet handled.
+        or more with data waiting (the source is faster than the client: nothing
+        is lost, data arrives late), ``receive_backlog`` the frames websockets
+        holds unhandled, ``receive_buffered`` the bytes the kernel holds unread.
         """
         with self._lock:
             counters = self._session.counters
@@ -480,6 +481,7 @@ class KrakenClient:
         stats["behind_episodes"] = busy.episodes
         stats["behind_seconds"] = busy.behind_ns / 1e9
         stats["receive_backlog"] = transport.receive_backlog()
+        stats["receive_buffered"] = transport.receive_buffered()
         stats["callbacks_dropped"] = self._dispatcher.dropped
         stats["callbacks_discarded"] = self._dispatcher.discarded
         stats["callback_errors"] = self._dispatcher.errors

@@ -24,10 +24,12 @@ can run ten minutes of a misbehaving server in a second.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
 import selectors
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +37,12 @@ from typing import Any, Final
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
+
+try:  # the bytes waiting in a socket's receive buffer (not on Windows)
+    from fcntl import ioctl
+    from termios import FIONREAD
+except ImportError:  # pragma: no cover
+    ioctl = None  # type: ignore[assignment]
 
 from kraken_nb.core.busy import Behind, BusyMeter
 from kraken_nb.core.reconnect import Backoff, ConnectBudget
@@ -197,6 +205,18 @@ class Transport:
             return len(frames)  # type: ignore[arg-type]
         except TypeError:  # not connected, or another websockets layout
             return None
+
+    def receive_buffered(self) -> int | None:
+        """Bytes received by the kernel and not yet read from the socket (None when unknown)."""
+        ws = self._ws
+        sock = ws.transport.get_extra_info("socket") if ws is not None else None
+        if sock is None or ioctl is None:
+            return None
+        buffer = bytearray(4)
+        with contextlib.suppress(OSError, ValueError):
+            ioctl(sock.fileno(), FIONREAD, buffer)
+            return int.from_bytes(buffer, sys.byteorder, signed=True)
+        return None
 
     # -- network thread -----------------------------------------------------------
 
@@ -441,7 +461,10 @@ class Transport:
                 settled = len(counts) <= 1 and (streaming or not counts)
             if events:
                 self._on_events(events)
-            self._note_busy(self.busy.sample(time.perf_counter_ns(), self._selector.idle_ns))
+            # frames wait in websockets' queue or bytes in the kernel: the reader does not keep up
+            backlog, buffered = self.receive_backlog(), self.receive_buffered()
+            waiting = bool(backlog) or bool(buffered) or (backlog is None and buffered is None)
+            self._note_busy(self.busy.sample(time.perf_counter_ns(), self._selector.idle_ns, waiting))
             self._wakeup.set()  # send what poll() queued
             flowing = last is not None and now - last <= self._silence_timeout * 1e9
             self._note_health(settled and (flowing or not streaming))

@@ -73,6 +73,7 @@ def test_a_source_faster_than_the_client_makes_it_behind_and_a_slow_one_does_not
             assert got.wait(5.0)
             assert events[0].behind and events[0].busy >= 0.95 and events[0].for_ns >= 1e9
             assert client.stats()["behind_episodes"] >= 1
+            assert any((s["receive_backlog"] or 0) > 0 or (s["receive_buffered"] or 0) > 0 for s in fast)
             assert "behind" in shown  # the widgets' status pill says so
             assert "source is faster" in tape.status_detail or tape.status != "behind"
 

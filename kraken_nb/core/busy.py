@@ -7,7 +7,10 @@ back. But the data then arrives late, and only a measurement can say so.
 time its event loop spent waiting for the network) and the time now, both
 from the caller's clock; it keeps the busy share of the last window and says
 the client is **behind** once that share stayed at or above ``threshold``
-for at least ``after_ns``. Like the rest of the core it reads no clock.
+for at least ``after_ns`` with frames waiting to be read at the end of each
+window (a thread kept busy by other threads holding the GIL, while it keeps
+up, is not behind). It is no longer behind once a window's share falls under
+``threshold``. Like the rest of the core it reads no clock.
 """
 
 from __future__ import annotations
@@ -57,11 +60,13 @@ class BusyMeter:
         self._saturated_since: int | None = None
         self._behind_since: int | None = None
 
-    def sample(self, now_ns: int, idle_ns: int) -> Behind | None:
+    def sample(self, now_ns: int, idle_ns: int, waiting: bool = True) -> Behind | None:
         """Close the window ending at ``now_ns``; return the change of state, if any.
 
         ``idle_ns`` is the thread's total idle time so far (it only grows);
-        the window's busy share is one minus the idle time it added over its length.
+        the window's busy share is one minus the idle time it added over its
+        length. ``waiting`` says whether received frames were waiting to be
+        handled at ``now_ns``.
         """
         last, self._last = self._last, (now_ns, idle_ns)
         if last is None or now_ns <= last[0]:
@@ -78,6 +83,9 @@ class BusyMeter:
             since, self._behind_since = self._behind_since, None
             self.behind = False
             return Behind(False, busy, now_ns - (since if since is not None else now_ns))
+        if not waiting and not self.behind:
+            self._saturated_since = None  # busy, but keeping up
+            return None
         if self._saturated_since is None:
             self._saturated_since = last[0]
         saturated = now_ns - self._saturated_since

@@ -43,6 +43,16 @@ def test_a_window_below_the_threshold_starts_the_second_over() -> None:
     assert meter.sample(S * 17 // 10 + 1, S // 20) is not None
 
 
+def test_busy_with_nothing_waiting_is_keeping_up_not_behind() -> None:
+    meter = BusyMeter()
+    meter.sample(0, 0)
+    assert meter.sample(S, 0, waiting=False) is None
+    assert meter.sample(2 * S, 0, waiting=False) is None and not meter.behind
+    assert meter.busy == 1.0
+    assert meter.sample(3 * S, 0, waiting=True) is not None and meter.behind  # a full second with a backlog
+    assert meter.sample(4 * S, 0, waiting=False) is None and meter.behind  # leaving takes an idle window
+
+
 def test_a_reset_forgets_the_windows_and_ends_being_behind() -> None:
     meter = BusyMeter(after_ns=0)
     meter.sample(0, 0)
