@@ -81,6 +81,10 @@ class Case:
     p50_ms: float = math.nan
     p99_ms: float = math.nan
     paced_lost: int = 0
+    behind_full: bool = False
+    """Whether the client said it was behind (a ``behind`` episode) during the full-speed play."""
+    behind_paced: bool = False
+    """Whether it said so during the paced play."""
     counters: dict[str, Any] = field(default_factory=dict)
 
 
@@ -115,6 +119,7 @@ def _measure(source: Any, key: str, pairs: int, settings: Settings) -> Case:
     client, applied = subscribed_client(source, program, path)
     try:
         full = play(source, applied, 0, settings.ceiling_s)
+        episodes = client.stats()["behind_episodes"]
         paced = play(source, applied, PACED_RATE, settings.paced_s)
         stats = client.stats()
     finally:
@@ -143,6 +148,8 @@ def _measure(source: Any, key: str, pairs: int, settings: Settings) -> Case:
         p50_ms=percentile(paced_latency, 0.5),
         p99_ms=percentile(paced_latency, 0.99),
         paced_lost=paced.lost,
+        behind_full=episodes > 0,
+        behind_paced=stats["behind_episodes"] > episodes,
         counters={
             k: stats[k]
             for k in (
@@ -203,6 +210,8 @@ def _rows(cases: list[Case]) -> list[Row]:
         )
     overload = max(cases, key=lambda case: case.backlog_max)
     bounded = all(case.lost == 0 for case in cases) and all(_plateaued(case.backlog_series) for case in cases)
+    said = sum(case.behind_full for case in cases)
+    paced_said = [case.key for case in cases if case.behind_paced]
     rows.append(
         Row(
             f"{NAME}.backlog",
@@ -213,8 +222,11 @@ def _rows(cases: list[Case]) -> list[Row]:
             ratio=overload.backlog_max / overload.rate if overload.rate else None,
             compare="{ratio} s of the client's work queued",
             target="bounded, nothing lost",
-            status=_status(bounded),
-            note="TCP flow control; the client reports no 'behind' state",
+            status=_status(bounded and said == len(cases)),
+            note=(
+                f"TCP flow control; stats()['behind'] went true in {said} of {len(cases)} full-speed plays"
+                + (f", and in the paced plays of {', '.join(paced_said)}" if paced_said else "")
+            ),
         )
     )
     return rows
@@ -233,8 +245,9 @@ def _plateaued(series: list[tuple[float, int]]) -> bool:
 def _details(cases: list[Case]) -> list[str]:
     lines = [
         "| case | B/frame | client msgs/s | source sent msgs/s | Session.feed alone msgs/s | max backlog "
-        "| full-speed p50 / p99 ms | paced msgs/s | paced p50 / p99 ms | lost | client counters |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| full-speed p50 / p99 ms | paced msgs/s | paced p50 / p99 ms | lost | behind (full / paced) "
+        "| client counters |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for c in cases:
         counters = ", ".join(f"{k} {v}" for k, v in c.counters.items() if v and k != "messages")
@@ -242,6 +255,7 @@ def _details(cases: list[Case]) -> list[str]:
             f"| {c.key} | {c.bytes_per_frame:.0f} | {c.rate:,.0f} | {c.sent_rate:,.0f} | {c.feed_rate:,.0f} "
             f"| {c.backlog_max:,} | {c.full_speed_p50_ms:.0f} / {c.full_speed_p99_ms:.0f} "
             f"| {c.paced_rate:,.0f} | {c.p50_ms:.2f} / {c.p99_ms:.2f} | {c.lost + c.paced_lost} "
+            f"| {'yes' if c.behind_full else 'no'} / {'yes' if c.behind_paced else 'no'} "
             f"| {counters or 'all zero'} |"
         )
     worst = max(cases, key=lambda case: case.backlog_max)

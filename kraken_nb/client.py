@@ -295,6 +295,12 @@ class KrakenClient:
         return self._source.failure
 
     @property
+    def behind(self) -> bool:
+        """Whether the source has been faster than the client for a second or more (``stats()["behind"]``)."""
+        busy = getattr(self._source, "busy", None)  # a WebSocket transport measures it
+        return busy is not None and busy.behind
+
+    @property
     def system_status(self) -> str | None:
         """Kraken's system status (``online``, ``maintenance``, ``cancel_only``, ``post_only``)."""
         return self._session.system_status
@@ -527,7 +533,14 @@ class KrakenClient:
             return dict(self._session.versions)
 
     def stats(self) -> dict[str, Any]:
-        """Counters: messages, bytes, reconnects, resyncs, gaps, drops, last heartbeat…"""
+        """Counters: messages, bytes, reconnects, resyncs, gaps, drops, last heartbeat…
+
+        ``busy`` is the network thread's busy share over the last second (None
+        before the first), ``behind`` whether it stayed ≥ 95 % busy for a second
+        or more with data waiting (the source is faster than the client: nothing
+        is lost, data arrives late), ``receive_backlog`` the frames websockets
+        holds unhandled, ``receive_buffered`` the bytes the kernel holds unread.
+        """
         with self._lock:
             counters = self._session.counters
             last_heartbeat = self._session.last_heartbeat_ns
@@ -576,7 +589,9 @@ class KrakenClient:
         Kinds: trade, ticker, ohlc, book, checksum_mismatch, gap, status, ack,
         rejected, subscription (a subscription went ``retrying`` or
         ``failed``; data: its record), pong, error, disconnected, failed (the
-        server closed with 1008; data: ``ConnectionFailed``). Callbacks run
+        server closed with 1008; data: ``ConnectionFailed``), behind (the
+        network thread fell behind its source or caught up; data:
+        :class:`~kraken_nb.core.busy.Behind`). Callbacks run
         on a dispatcher thread, never the network thread; if they fall
         behind, the bounded queue drops the oldest events and counts them
         (``stats()["callbacks_dropped"]``). A callback that raises is logged

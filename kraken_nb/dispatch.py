@@ -153,7 +153,9 @@ class Dispatcher:
                 self._streams.remove(stream)
 
     def publish(self, events: list[Event]) -> None:
-        """Queue events (network thread); cheap when nobody listens."""
+        """Queue events (network thread); cheap when nobody listens (the lock is not even taken)."""
+        if not self._callbacks and not self._streams:
+            return
         with self._cond:
             if not self._callbacks and not self._streams:
                 return

@@ -20,14 +20,16 @@ T = TypeVar("T")
 
 
 class LoopThread:
-    """Runs ``main()`` on a new event loop in a daemon thread named ``name``.
+    """Runs ``main()`` on a new event loop (or ``loop``) in a daemon thread named ``name``.
 
     ``stopping`` is an ``asyncio.Event`` (on that loop, set by :meth:`stop`)
     that ``main`` watches to end.
     """
 
-    def __init__(self, name: str, main: Callable[[], Awaitable[None]]) -> None:
-        self.loop = asyncio.new_event_loop()
+    def __init__(
+        self, name: str, main: Callable[[], Awaitable[None]], loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
+        self.loop = loop if loop is not None else asyncio.new_event_loop()
         self.stopping: asyncio.Event | None = None
         self._main = main
         self._started = threading.Event()

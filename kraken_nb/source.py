@@ -51,7 +51,13 @@ class Source:
     """The logger of the source's lifecycle and of frames that failed (a subclass names its own)."""
 
     def __init__(
-        self, url: str, session: Session, lock: threading.Condition, on_events: Callable[[list[Event]], None]
+        self,
+        url: str,
+        session: Session,
+        lock: threading.Condition,
+        on_events: Callable[[list[Event]], None],
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.url = url
         self.state = "connecting"
@@ -62,7 +68,7 @@ class Source:
         self._session = session
         self._lock = lock
         self._on_events = on_events
-        self._runner = LoopThread(self.thread_name, self._main)
+        self._runner = LoopThread(self.thread_name, self._main, loop)
         self._loop = self._runner.loop
         self._wakeup: asyncio.Event | None = None
         self._frame_errors = ThrottledLog(self.log)
@@ -126,11 +132,17 @@ class Source:
         ``internal_errors``, logged (the first time with its traceback, then
         rate-limited) and reading goes on.
         """
+        lock = self._lock
         try:
-            with self._lock:
+            # acquire/release rather than ``with``: the Condition's __enter__/__exit__ are Python calls
+            lock.acquire()
+            try:
                 events = self._session.feed(frame, time.time_ns() if received_ns is None else received_ns)
                 outgoing = self._session.data_to_send()
-                self._lock.notify_all()
+                if lock._waiters:  # type: ignore[attr-defined]  # notify_all costs a call even with no one waiting
+                    lock.notify_all()
+            finally:
+                lock.release()
         except Exception as exc:
             self._frame_failed(exc)
             return []

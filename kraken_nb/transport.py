@@ -24,9 +24,12 @@ can run ten minutes of a misbehaving server in a second.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
+import selectors
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +38,13 @@ from typing import Any, Final
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+try:  # the bytes waiting in a socket's receive buffer (not on Windows)
+    from fcntl import ioctl
+    from termios import FIONREAD
+except ImportError:  # pragma: no cover
+    ioctl = None  # type: ignore[assignment]
+
+from kraken_nb.core.busy import Behind, BusyMeter
 from kraken_nb.core.reconnect import Backoff, ConnectBudget
 from kraken_nb.core.redaction import RedactingLogger, redact, redact_url
 from kraken_nb.core.session import Event, Session
@@ -73,6 +83,19 @@ class Clock:
 _TASK_NAMES = ("reader", "writer", "watchdog", "stop")
 
 
+class _IdleTimedSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+    """The loop's selector, adding up the time the loop waited in ``select`` (it was idle)."""
+
+    idle_ns = 0
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        started = time.perf_counter_ns()
+        try:
+            return super().select(timeout)
+        finally:
+            self.idle_ns += time.perf_counter_ns() - started
+
+
 class Transport(Source):
     """Keeps a session connected to ``url`` until :meth:`close` (or a terminal close code).
 
@@ -101,7 +124,12 @@ class Transport(Source):
         stable_after: float = 30.0,
         max_size: int = 2**26,
     ) -> None:
-        super().__init__(redact_url(url), session, lock, on_events)
+        self._selector = _IdleTimedSelector()
+        loop = asyncio.SelectorEventLoop(self._selector)
+        super().__init__(redact_url(url), session, lock, on_events, loop=loop)
+        self.busy = BusyMeter()
+        """The network thread's busy share and whether it is behind (see ``kraken_nb.core.busy``)."""
+        self._behind_log = ThrottledLog(log)
         self.connects = 0
         """Connection attempts so far (each one counts against the budget)."""
         self.budget_waits = 0
@@ -150,7 +178,38 @@ class Transport(Source):
             "backoff_attempt": self.attempt,
             "close_code": self.close_code,
             "close_reason": self.close_reason,
+            "busy": self.busy.busy,
+            "behind": self.busy.behind,
+            "behind_episodes": self.busy.episodes,
+            "behind_seconds": self.busy.behind_ns / 1e9,
+            "receive_backlog": self.receive_backlog(),
+            "receive_buffered": self.receive_buffered(),
         }
+
+    def receive_backlog(self) -> int | None:
+        """Frames received and not yet handled, in ``websockets``' queue (None when not connected).
+
+        ``websockets`` stops reading the socket once ``max_queue`` frames wait
+        there, so a larger backlog sits in the kernel and with the sender.
+        """
+        ws = self._ws
+        frames = getattr(getattr(ws, "recv_messages", None), "frames", None)
+        try:
+            return len(frames)  # type: ignore[arg-type]
+        except TypeError:  # not connected, or another websockets layout
+            return None
+
+    def receive_buffered(self) -> int | None:
+        """Bytes received by the kernel and not yet read from the socket (None when unknown)."""
+        ws = self._ws
+        sock = ws.transport.get_extra_info("socket") if ws is not None else None
+        if sock is None or ioctl is None:
+            return None
+        buffer = bytearray(4)
+        with contextlib.suppress(OSError, ValueError):
+            ioctl(sock.fileno(), FIONREAD, buffer)
+            return int.from_bytes(buffer, sys.byteorder, signed=True)
+        return None
 
     # -- network thread -----------------------------------------------------------
 
@@ -232,6 +291,7 @@ class Transport(Source):
             error = f"{type(exc).__name__}: {exc}"
         finally:
             self._ws = None
+            self._note_busy(self.busy.reset(time.perf_counter_ns()))
             self._note_close(ws, error)
             with self._lock:
                 events = self._session.connection_lost(time.time_ns(), self.last_error or "connection closed")
@@ -332,6 +392,10 @@ class Transport(Source):
                 streaming = "confirmed" in counts
                 settled = len(counts) <= 1 and (streaming or not counts)
             self._publish(events)
+            # frames wait in websockets' queue or bytes in the kernel: the reader does not keep up
+            backlog, buffered = self.receive_backlog(), self.receive_buffered()
+            waiting = bool(backlog) or bool(buffered) or (backlog is None and buffered is None)
+            self._note_busy(self.busy.sample(time.perf_counter_ns(), self._selector.idle_ns, waiting))
             self._wakeup.set()  # send what poll() queued
             flowing = last is not None and now - last <= self._silence_timeout * 1e9
             self._note_health(settled and (flowing or not streaming))
@@ -340,6 +404,25 @@ class Transport(Source):
                 log.warning("%s: %s; reconnecting", self.url, self._close_reason)
                 await ws.close(code=1001, reason="silence")
                 return
+
+    def _note_busy(self, change: Behind | None) -> None:
+        """Say when the network thread fell behind its source or caught up (a ``behind`` event)."""
+        if change is None:
+            return
+        if change.behind:
+            self._behind_log.warning(
+                "behind",
+                "%s: the network thread was busy %.0f%% for %.1f s: the source is faster than the "
+                "client; nothing is lost (reading waits, TCP holds the sender back) but data arrives "
+                "late (%s frames queued)",
+                self.url,
+                100 * change.busy,
+                change.for_ns / 1e9,
+                self.receive_backlog(),
+            )
+        else:
+            log.info("%s: caught up with the source after %.1f s behind", self.url, change.for_ns / 1e9)
+        self._on_events([Event("behind", None, change)])
 
     def _note_health(self, healthy: bool) -> None:
         """A connection is useful once it stayed healthy for ``stable_after`` seconds in a row."""

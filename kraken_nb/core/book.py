@@ -43,6 +43,7 @@ CHECKSUM_LEVELS = 10
 """Levels per side that enter the checksum."""
 
 _PRICE_CACHE = 4096
+_CRC_LIMIT = 2**32
 _LIMIT = 1e308
 """Prices and quantities must stay below this: past it a value has no finite float (or a 300-digit text)."""
 _SIDES = ("bid", "ask")
@@ -194,6 +195,11 @@ class OrderBook:
         self.last_checksum: int | None = None
         self._bids = _Side(is_bid=True)
         self._asks = _Side(is_bid=False)
+        # The checksum of the last state, in two cached halves: the CRC32 of the top-10 asks' text
+        # and the top-10 bids' text (None: to compute). An update touches one side, so only that
+        # side's half is joined again, and the bids' CRC continues from the asks'.
+        self._ask_crc: int | None = None
+        self._bid_window: bytes | None = None
         # Prices recur: each is checked and formatted once.
         self._price_texts: dict[float, str] = {}
         # A float qty is formatted inline when qty * scale rounds to fewer than 16 digits.
@@ -210,22 +216,39 @@ class OrderBook:
         float too long to carry its digits) and leaves the book as it was: an
         update is checked while it is applied and undone on error.
         """
-        expected, timestamp = self._header(entry)
+        symbol = expected = timestamp = None
+        if type(entry) is dict:
+            symbol, expected, timestamp = entry.get("symbol"), entry.get("checksum"), entry.get("timestamp")
+        if not (
+            symbol == self.symbol
+            and type(expected) is int
+            and 0 <= expected < _CRC_LIMIT
+            and (timestamp is None or type(timestamp) is str)
+        ):
+            expected, timestamp = self._header(entry)  # says what is wrong (or takes another Mapping)
         bids, asks = self._bids, self._asks
         is_snapshot = (not bids.prices and not asks.prices) if snapshot is None else snapshot
         if is_snapshot:
             bid_levels = self._snapshot_side(entry, "bids")
             asks.replace(self._snapshot_side(entry, "asks"))
             bids.replace(bid_levels)
+            self._ask_crc = self._bid_window = None
         else:
+            # An update has both lists; usually one is empty: nothing to check or do for it.
+            raw_bids, raw_asks = entry.get("bids"), entry.get("asks")
             bid_undo: list[_Undo] = []
             ask_undo: list[_Undo] = []
             try:
-                self._update(bids, entry, "bids", bid_undo)
-                self._update(asks, entry, "asks", ask_undo)
+                if raw_bids or type(raw_bids) is not list:
+                    self._bid_window = None
+                    self._update(bids, raw_bids, entry, "bids", bid_undo)
+                if raw_asks or type(raw_asks) is not list:
+                    self._ask_crc = None
+                    self._update(asks, raw_asks, entry, "asks", ask_undo)
             except BaseException:
                 bids.undo(bid_undo)
                 asks.undo(ask_undo)
+                self._ask_crc = self._bid_window = None
                 raise
         depth = self.depth
         if len(bids.prices) > depth:
@@ -248,6 +271,7 @@ class OrderBook:
         """Empty the book and mark it invalid (the next entry applied is a snapshot)."""
         self._bids.clear()
         self._asks.clear()
+        self._ask_crc = self._bid_window = None
         self.valid = False
         self.timestamp = None
         self.last_checksum = None
@@ -268,8 +292,18 @@ class OrderBook:
         return "".join(self._checksum_texts())
 
     def checksum(self) -> int:
-        """Unsigned CRC32 of the current book, as Kraken computes it."""
-        return crc32("".join(self._checksum_texts()).encode())
+        """Unsigned CRC32 of the current book, as Kraken computes it.
+
+        The CRC32 of the asks' half and the bids' text are cached until a change
+        to their side, so a one-sided update joins and encodes ten texts, not twenty.
+        """
+        ask_crc = self._ask_crc
+        if ask_crc is None:
+            ask_crc = self._ask_crc = crc32("".join(self._asks.texts[:CHECKSUM_LEVELS]).encode())
+        bid_window = self._bid_window
+        if bid_window is None:
+            bid_window = self._bid_window = "".join(self._bids.texts[: -CHECKSUM_LEVELS - 1 : -1]).encode()
+        return crc32(bid_window, ask_crc)
 
     def _checksum_texts(self) -> list[str]:
         """The level texts of the top-10 asks then the top-10 bids, best first."""
@@ -443,20 +477,20 @@ class OrderBook:
             raise MalformedMessage(f"book entry needs a {name!r} list, got {brief(raw)}", entry)
         return raw
 
-    def _update(self, side: _Side, entry: Mapping[str, Any], name: str, undo: list[_Undo]) -> None:
-        """Apply one side of an update, recording in ``undo`` what each change replaced.
+    def _update(self, side: _Side, raw: Any, entry: Mapping[str, Any], name: str, undo: list[_Undo]) -> None:
+        """Apply the levels ``raw`` of one side of an update, recording in ``undo`` what each replaced.
 
         This loop is the client's hot path (it inlines ``_Side.set`` and
         ``_Side.remove``, which the undo uses). A float price seen before has its
         text cached; a float qty is formatted inline when it is a plain wire
         value (``float_text``'s rule: at most 15 digits, no more decimals than
-        the precision). Anything else (zero, Decimals, errors) goes through
+        the precision), and a float zero deletes inline. Anything else
+        (Decimals, negative or huge values, errors) goes through
         ``_price``/``_qty`` and their checks.
         """
         prices, qtys, texts = side.prices, side.qtys, side.texts
         price_texts = self._price_texts
         scale, qty_limit = self._qty_scale, self._qty_limit
-        raw = entry.get(name)
         for level in raw if type(raw) is list else self._levels_of(entry, name):
             try:
                 price, qty = level["price"], level["qty"]
@@ -469,15 +503,17 @@ class OrderBook:
             present = at < len(prices) and prices[at] == price
             if type(qty) is float and 0.0 < qty < qty_limit and (units := round(qty * scale)) / scale == qty:
                 qty_text = str(units)
+            elif type(qty) is float and qty == 0.0:
+                qty_text = _DELETE
             else:
                 qty, qty_text = self._qty(qty, name, entry)
-                if qty_text is _DELETE:
-                    if present:
-                        undo.append((price, qtys[at], texts[at]))
-                        del prices[at]
-                        del qtys[at]
-                        del texts[at]
-                    continue
+            if qty_text is _DELETE:
+                if present:
+                    undo.append((price, qtys[at], texts[at]))
+                    del prices[at]
+                    del qtys[at]
+                    del texts[at]
+                continue
             if present:
                 undo.append((price, qtys[at], texts[at]))
                 qtys[at] = qty

@@ -197,6 +197,12 @@ def decode(text: str | bytes, *, exact: bool = False) -> Any:
 
 def parse_object(frame: Any) -> Message:
     """Turn an already decoded frame into its record."""
+    if type(frame) is dict and frame.get("channel") == "book":  # most frames: one entry, checked here
+        data, kind = frame.get("data"), frame.get("type")
+        if type(data) is list and len(data) == 1 and (kind == "update" or kind == "snapshot"):
+            entry = data[0]
+            if type(entry) is dict and type(symbol := entry.get("symbol")) is str and symbol:
+                return BookMessage(kind == "snapshot", (entry,))
     if not isinstance(frame, dict):
         raise MalformedMessage("a frame must be a JSON object", frame)
     channel = frame.get("channel")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 import pandas as pd
+from orjson import loads as _loads_floats  # the fast path; ``parse`` explains or recovers what it refuses
 
 from kraken_nb.core.book import OrderBook
 from kraken_nb.core.buffers import (
@@ -44,6 +45,7 @@ from kraken_nb.core.messages import (
     TradeMessage,
     Unknown,
     parse,
+    parse_object,
 )
 from kraken_nb.core.params import RequestIds, Subscription
 from kraken_nb.core.reconnect import Backoff
@@ -68,6 +70,7 @@ log = logging.getLogger(__name__)
 _INSTRUMENT: Final = Subscription("instrument", (), {})
 _MAX_QUEUED_BOOK_ENTRIES: Final = 10_000
 _TEXT_TYPES: Final = (str, bytes, bytearray, memoryview)
+_NEVER: Final = -(2**63)  # the receive time of "no depth sample yet": the first one is due at once
 
 SubKey = tuple[str, str, Any]  # (channel, symbol or "", interval for ohlc else None)
 
@@ -121,6 +124,17 @@ class _Request:
     interval: int | None
 
 
+class _Versions(dict[tuple[str, str], int]):
+    """Change counters per ``(stream, symbol)``, 0 when never changed.
+
+    A ``Counter`` would do, but a ``Counter``'s item assignment runs through
+    Python (it defines ``__delitem__``) and every frame bumps one.
+    """
+
+    def __missing__(self, key: tuple[str, str]) -> int:
+        return 0
+
+
 def _key(channel: str, symbol: str, params: Mapping[str, Any]) -> SubKey:
     return (channel, symbol, params.get("interval", 1) if channel == "ohlc" else None)
 
@@ -147,8 +161,12 @@ class Session:
         rng: random.Random | None = None,
     ) -> None:
         self.precisions = Precisions()
-        self.counters: Counter[str] = Counter()
-        self.trades = TradeBuffer(max_rows=max_rows, precisions=self.precisions, counters=self.counters)
+        self._counters: Counter[str] = Counter()
+        # The two counters every frame bumps are plain ints (a Counter's += costs three
+        # times a plain int's); ``counters`` folds them in.
+        self._messages = 0
+        self._bytes = 0
+        self.trades = TradeBuffer(max_rows=max_rows, precisions=self.precisions, counters=self._counters)
         self.tickers = TickerBuffer(max_rows=max_rows, precisions=self.precisions)
         self.candles = CandleBuffer(max_rows=max_rows, precisions=self.precisions)
         self.book_tops = BookTopBuffer(max_rows=max_rows, precisions=self.precisions)
@@ -161,13 +179,14 @@ class Session:
         self.system_status: str | None = None
         self.connected = False
         self.gaps: list[Gap] = []
-        self.versions: Counter[tuple[str, str]] = Counter()
+        self.versions: dict[tuple[str, str], int] = _Versions()
         self.last_message_ns: int | None = None
         self.last_heartbeat_ns: int | None = None
         self._depth_levels = depth_levels
         self._depth_sample_ns = depth_sample_ns
         self._last_depth_sample: dict[str, int] = {}
-        self._last_top: dict[str, tuple[Any, ...]] = {}
+        self._last_top: dict[str, tuple[tuple[Any, ...], bool]] = {}
+        self._book_keys: dict[str, tuple[str, str]] = {}  # ("book", symbol), built once per symbol
         self._wanted: dict[SubKey, Subscription] = {}
         self._confirmed: set[SubKey] = set()
         self._tracker = Tracker(
@@ -188,6 +207,14 @@ class Session:
         self._frame_rejected = False
         self._book_time: tuple[str | None, int] = (None, NAT)
 
+    @property
+    def counters(self) -> Counter[str]:
+        """Counts of what happened: ``messages``, ``bytes``, ``malformed``, ``resyncs``, ``trades``…"""
+        counters = self._counters
+        counters["messages"] = self._messages
+        counters["bytes"] = self._bytes
+        return counters
+
     # -- taps ----------------------------------------------------------------
 
     def add_tap(self, tap: Tap) -> None:
@@ -204,8 +231,8 @@ class Session:
             try:
                 getattr(tap, method)(*args)
             except Exception:
-                self.counters["tap_errors"] += 1
-                if self.counters["tap_errors"] == 1:
+                self._counters["tap_errors"] += 1
+                if self._counters["tap_errors"] == 1:
                     log.exception("tap %r failed in %s (logged once; counted in tap_errors)", tap, method)
 
     # -- commands -----------------------------------------------------------
@@ -305,7 +332,7 @@ class Session:
 
     def data_to_send(self) -> list[dict[str, Any]]:
         """Requests queued for the server, in order; the queue is emptied."""
-        if not self.connected:
+        if not self.connected or not self._outbox:
             return []
         out, self._outbox = self._outbox, []
         return out
@@ -342,10 +369,10 @@ class Session:
         due, timed_out = self._tracker.poll(now_ns)
         events: list[Event] = []
         for key in timed_out:
-            self.counters["subscribe_timeouts"] += 1
+            self._counters["subscribe_timeouts"] += 1
             status = self._tracker.status(key, self._wanted[key])
             if status.state == "failed":
-                self.counters["subscriptions_failed"] += 1
+                self._counters["subscriptions_failed"] += 1
                 log.warning(
                     "%s %s: no answer to %d subscribe requests; giving up on this connection",
                     key[0],
@@ -358,7 +385,7 @@ class Session:
                 )
             events.append(Event("subscription", key[1] or None, status))
         if due:
-            self.counters["subscribe_retries"] += len(due)
+            self._counters["subscribe_retries"] += len(due)
             self._renew(due)
         return events
 
@@ -408,7 +435,7 @@ class Session:
             if channel in ("trade", "book", "ticker", "ohlc"):
                 self._open_gaps[(channel, symbol)] = len(self.gaps)
                 self.gaps.append(Gap(channel, symbol, now_ns, None, reason))
-        self.counters["disconnects"] += 1
+        self._counters["disconnects"] += 1
         if self._taps:
             self._notify("disconnected", now_ns, reason)
         return [Event("disconnected", None, reason)]
@@ -437,24 +464,28 @@ class Session:
         in ``malformed`` and ``internal_errors``, logged with its traceback the
         first time, and the frame is dropped, so one frame cannot stop the stream.
         """
-        counters = self.counters
-        counters["messages"] += 1
+        self._messages += 1
         self.last_message_ns = received_ns
         message: Message | None = None
         try:
-            counters["bytes"] += len(text)
+            self._bytes += len(text)
             try:
-                message = parse(text)
+                try:
+                    frame = _loads_floats(text)
+                except (ValueError, TypeError):
+                    message = parse(text)  # says why the frame is not JSON, or decodes what orjson refuses
+                else:
+                    message = parse_object(frame)
                 events = self.handle(message, received_ns, text)
             except InexactNumber:
                 # A book value has more digits than a float keeps: decode the frame
                 # again with Decimals. Book entries are applied whole or not at all,
                 # and applying an entry twice leaves the same book.
-                counters["exact_decodes"] += 1
+                self._counters["exact_decodes"] += 1
                 message = parse(text, exact=True)
                 events = self.handle(message, received_ns, text)
         except MalformedMessage as exc:
-            counters["malformed"] += 1
+            self._counters["malformed"] += 1
             self._log.warning("frame", "dropped a malformed frame: %s", exc.reason)
             message = None
             events = [Event("error", None, exc)]
@@ -467,12 +498,12 @@ class Session:
 
     def _failed(self, text: object, exc: Exception) -> Event:
         """Count and report a frame whose handling raised (call it inside the ``except``)."""
-        self.counters["malformed"] += 1
+        self._counters["malformed"] += 1
         if not isinstance(text, _TEXT_TYPES):
             error = MalformedMessage(f"a frame must be text or bytes, not {type(text).__name__}")
             self._log.warning("frame", "dropped a malformed frame: %s", error.reason)
             return Event("error", None, error)
-        self.counters["internal_errors"] += 1
+        self._counters["internal_errors"] += 1
         detail = f"{type(exc).__name__}: {brief(str(exc))}"
         self._log.log(
             logging.ERROR,
@@ -497,10 +528,17 @@ class Session:
         counts once in ``counters["malformed"]``.
         """
         self._frame_rejected = False
-        events = self._dispatch(message, received_ns, text)
+        if type(message) is BookMessage:  # most frames: skip the dispatch chain
+            data = message.data
+            if len(data) == 1 and not message.rejected and data[0]["symbol"] in self.pairs:  # the usual frame
+                events = self._apply_book(data[0], message.snapshot, received_ns)
+            else:
+                events = self._on_book(message, received_ns)
+        else:
+            events = self._dispatch(message, received_ns, text)
         if self._frame_rejected:
             self._frame_rejected = False
-            self.counters["malformed"] += 1
+            self._counters["malformed"] += 1
         return events
 
     def _dispatch(self, message: Message, received_ns: int, text: str | bytes | None) -> list[Event]:
@@ -513,7 +551,7 @@ class Session:
         if isinstance(message, OhlcMessage):
             return self._on_ohlc(message, received_ns, text)
         if isinstance(message, Heartbeat):
-            self.counters["heartbeats"] += 1
+            self._counters["heartbeats"] += 1
             self.last_heartbeat_ns = received_ns
             return []
         if isinstance(message, Ack):
@@ -531,7 +569,7 @@ class Session:
                 log.warning("Kraken system status: %s", message.system)
             return [Event("status", None, message)]
         assert isinstance(message, Unknown)
-        self.counters["unknown"] += 1
+        self._counters["unknown"] += 1
         return []
 
     # -- rejected items ---------------------------------------------------------
@@ -539,7 +577,7 @@ class Session:
     def _reject(self, channel: str, error: MalformedMessage) -> Event:
         """Count, log (rate-limited) and report one bad item; the frame counts as malformed."""
         self._frame_rejected = True
-        self.counters["rejected_items"] += 1
+        self._counters["rejected_items"] += 1
         self._log.warning(channel, "rejected a bad %s item: %s", channel, error.reason)
         item = error.frame
         symbol = item.get("symbol") if isinstance(item, Mapping) else None
@@ -586,7 +624,7 @@ class Session:
         if trades.suspects:
             self._read_exact(trades, message, text)
         events.extend(Event("trade", row["symbol"], row) for row in new)
-        self.counters["trades"] += len(new)
+        self._counters["trades"] += len(new)
         if trades.new_gaps:
             events.extend(Event("gap", gap.symbol, gap) for gap in trades.take_gaps())
         for symbol in message.symbols():
@@ -629,7 +667,7 @@ class Session:
         """Give ``buffer`` the exact wire digits of the floats it noted as possibly inexact."""
         suspects = buffer.take_suspects()
         if text is None:
-            self.counters["exact_unresolved"] += len(suspects)
+            self._counters["exact_unresolved"] += len(suspects)
             self._log.warning(
                 "exact unresolved",
                 "%d values may have lost digits and no frame text came with them",
@@ -655,17 +693,17 @@ class Session:
                     continue
                 else:  # not one plain number per row: decode the frame exactly
                     if decoded is None:
-                        self.counters["exact_decodes"] += 1
+                        self._counters["exact_decodes"] += 1
                         decoded = loads_exact(text)["data"]
                     number = to_decimal(decoded[position][name])
                     if float(number) != value:
                         raise ValueError("not this frame's value")
                     read += 1
             except (ValueError, TypeError, LookupError, ArithmeticError):
-                self.counters["exact_unresolved"] += 1
+                self._counters["exact_unresolved"] += 1
                 continue
             buffer.resolve(serial, name, number, value)
-        self.counters["exact_reads"] += read
+        self._counters["exact_reads"] += read
 
     def _on_instrument(self, message: InstrumentMessage) -> list[Event]:
         events = self._rejections("instrument", message.rejected) if message.rejected else []
@@ -742,29 +780,27 @@ class Session:
             return [event]
         if snapshot:
             self._resyncing.discard(symbol)
-        self.versions[("book", symbol)] += 1
+        key = self._book_keys.get(symbol) or self._book_keys.setdefault(symbol, ("book", symbol))
+        self.versions[key] += 1
         if not ok:
-            self.counters["checksum_mismatches"] += 1
+            self._counters["checksum_mismatches"] += 1
             mismatch = ChecksumMismatch(symbol, entry["checksum"], book.checksum())
             log.warning("%s; resubscribing", mismatch)
             self._resync(symbol)
             return [Event("checksum_mismatch", symbol, mismatch)]
-        self._record_top(book, received_ns)
-        return [_tuple_new(Event, ("book", symbol, book.version))]
-
-    def _record_top(self, book: OrderBook, received_ns: int) -> None:
-        """Append the top of book when it changed; take a depth sample when one is due."""
-        symbol = book.symbol
-        top = (*book.top_values(), book.valid)
-        if self._last_top.get(symbol) != top:
-            self._last_top[symbol] = top
-            self.book_tops.append(symbol, self._book_time_ns(book), received_ns, *top)
-        last = self._last_depth_sample.get(symbol)
-        if last is None or received_ns - last >= self._depth_sample_ns:
+        # The top of book when it changed, a depth sample when one is due (inline: once per frame).
+        top = book.top_values()
+        valid = book.valid
+        last = self._last_top.get(symbol)
+        if last is None or last[0] != top or last[1] is not valid:
+            self._last_top[symbol] = (top, valid)
+            self.book_tops.append(symbol, self._book_time_ns(book), received_ns, *top, valid)
+        if received_ns - self._last_depth_sample.get(symbol, _NEVER) >= self._depth_sample_ns:
             self._last_depth_sample[symbol] = received_ns
             self.depths.append(
                 symbol, self._book_time_ns(book), received_ns, *book.depth_values(self._depth_levels)
             )
+        return [_tuple_new(Event, ("book", symbol, book.version))]
 
     def _book_time_ns(self, book: OrderBook) -> int:
         """The book message's own time in ns (``NaT`` when it had none or it is not RFC3339)."""
@@ -815,7 +851,7 @@ class Session:
         if sub is None or symbol in self._resyncing:
             return
         self._resyncing.add(symbol)
-        self.counters["resyncs"] += 1
+        self._counters["resyncs"] += 1
         fresh = Subscription("book", (symbol,), {k: v for k, v in sub.params.items() if k != "snapshot"})
         self._send(fresh, "unsubscribe")
         self._send(fresh, "subscribe")
@@ -834,7 +870,7 @@ class Session:
         for symbol in symbols:
             events.extend(self._settle(ack, channel, symbol, request))
         if not ack.success and channel is None:
-            self.counters["errors"] += 1
+            self._counters["errors"] += 1
             log.warning("server error for %s: %s", ack.method or "request", ack.error)
             events.append(Event("error", None, KrakenError(f"{ack.method or 'request'}: {ack.error}")))
         return events
@@ -859,7 +895,7 @@ class Session:
             if self._tracker.rejected(key, error):
                 # the user had it: keep it and retry with backoff (poll() sends it again)
                 self._confirmed.discard(key)
-                self.counters["resubscribe_rejections"] += 1
+                self._counters["resubscribe_rejections"] += 1
                 self._log.warning(
                     "resubscribe rejected",
                     "%s %s: resubscribe rejected (%s); kept, retrying",
@@ -873,7 +909,7 @@ class Session:
                 del self._wanted[key]
                 self._tracker.remove(key)
                 self._confirmed.discard(key)
-                self.counters["rejected"] += 1
+                self._counters["rejected"] += 1
                 log.warning("%s %s rejected: %s", channel, symbol or "", ack.error)
         for call in self._calls.values():
             if call.method == ack.method and call.channel == channel and symbol in call.waiting:

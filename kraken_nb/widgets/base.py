@@ -37,6 +37,7 @@ STATUS_VALUES = (
     "cancel_only",
     "post_only",
     "book invalid",
+    "behind",
     "history",
 )
 """Every value the ``status`` trait can take (``history``: drawn once from a recorded dataset)."""
@@ -77,9 +78,11 @@ def frontend(name: str) -> tuple[str, str]:
 
 def status_detail(client: _Client, status: str) -> str:
     """The line shown next to the status: for ``failed``, the close code and the server's reason;
-    for ``history``, the recorded range shown."""
+    why for ``behind``; for ``history``, the recorded range shown."""
     if status == "history":
         return str(getattr(client, "detail", ""))
+    if status == "behind":
+        return "the source is faster than the client: data arrives late"
     failure = getattr(client, "failure", None) if status == "failed" else None
     if failure is None:
         return ""
@@ -88,13 +91,15 @@ def status_detail(client: _Client, status: str) -> str:
 
 
 def client_status(client: _Client) -> str:
-    """What a widget shows: the connection state, else a system status other than online, else live."""
+    """What a widget shows: the connection state, a system status other than online, ``behind``, or live."""
     state = client.connection_state
     if state != "live":
         return state
     system = client.system_status
     if system and system != "online":
         return system
+    if getattr(client, "behind", False):
+        return "behind"
     return "live"
 
 

@@ -143,15 +143,19 @@ def test_close_stops_ticks_and_is_idempotent(client) -> None:
 
 
 class _FakeState:
-    def __init__(self, connection_state: str, system_status: str | None) -> None:
+    def __init__(self, connection_state: str, system_status: str | None, behind: bool = False) -> None:
         self.connection_state = connection_state
         self.system_status = system_status
+        self.behind = behind
 
 
 @pytest.mark.parametrize(
     ("connection", "system", "expected"),
     [
         ("live", "online", "live"),
+        ("live", "online+behind", "behind"),
+        ("live", "maintenance+behind", "maintenance"),
+        ("reconnecting", "online+behind", "reconnecting"),
         ("live", None, "live"),
         ("live", "maintenance", "maintenance"),
         ("live", "cancel_only", "cancel_only"),
@@ -162,7 +166,10 @@ class _FakeState:
     ],
 )
 def test_client_status_precedence(connection, system, expected) -> None:
-    assert client_status(_FakeState(connection, system)) == expected
+    behind = system is not None and system.endswith("+behind")
+    if behind:
+        system = system.removesuffix("+behind")
+    assert client_status(_FakeState(connection, system, behind)) == expected
 
 
 def test_dashboard_composes_and_closes_every_part(client) -> None:
