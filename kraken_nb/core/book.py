@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from kraken_nb.core.buffers.exact import decimal_array
-from kraken_nb.core.schema import MAX_PRECISION
+from kraken_nb.core.schema import MAX_AMOUNT, MAX_PRECISION
 from kraken_nb.core.wire import EXACT_UNITS, float_text, number_text, to_decimal
 from kraken_nb.errors import InexactNumber, InvalidParams, MalformedMessage, brief
 
@@ -44,7 +44,7 @@ CHECKSUM_LEVELS = 10
 
 _PRICE_CACHE = 4096
 _CRC_LIMIT = 2**32
-_LIMIT = 1e308
+_LIMIT = float(MAX_AMOUNT)
 """Prices and quantities must stay below this: past it a value has no finite float (or a 300-digit text)."""
 _SIDES = ("bid", "ask")
 

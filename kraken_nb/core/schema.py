@@ -9,7 +9,8 @@ the same frame are kept.
 The rules (Kraken's AsyncAPI description and its v2 documentation):
 
 - numbers are JSON numbers: ``int``, ``float`` or (exact decoding) ``Decimal``,
-  finite; ``bool`` and strings are not numbers;
+  finite and below ``MAX_AMOUNT`` (10**20) in magnitude; ``bool`` and strings
+  are not numbers;
 - trade prices and quantities are > 0, ``side`` is ``buy``/``sell``,
   ``ord_type`` is ``limit``/``market``, ``trade_id`` an integer ≥ 0;
 - ticker and candle values are ≥ 0, except the ticker's ``change`` and
@@ -42,6 +43,7 @@ from kraken_nb.core.timestamps import parse_rfc3339_ns
 from kraken_nb.errors import MalformedMessage, brief
 
 __all__ = [
+    "MAX_AMOUNT",
     "MAX_PRECISION",
     "SYSTEM_STATES",
     "Check",
@@ -63,14 +65,22 @@ __all__ = [
 Check = Callable[[Any], "str | None"]
 """A check: ``None`` for a good item, else the reason it is bad."""
 
-MAX_PRECISION: Final = 20
+MAX_PRECISION: Final = 18
 """The largest price, quantity or asset precision accepted (Kraken's go up to about 10)."""
+
+MAX_AMOUNT: Final = 10**20
+"""Every price, quantity, volume and amount is below this in magnitude (a larger one is rejected).
+
+The largest token supplies are about 10**15, so no market value comes near it;
+with at most ``MAX_PRECISION`` decimals, every accepted value fits an exact
+``decimal128(38, s)`` column.
+"""
 
 SYSTEM_STATES: Final = ("online", "maintenance", "cancel_only", "post_only")
 """The values of a status message's ``system``."""
 
-_INF = float("inf")
-_BIG = 10**308  # an int or Decimal at or past this does not become a finite float
+_INF = float(MAX_AMOUNT)  # floats inline: NaN fails every comparison too
+_BIG = MAX_AMOUNT
 _BIG_DECIMAL = Decimal(_BIG)
 _MAX_ID = 2**63  # ids and counts are stored as int64
 _MAX_NS = 2**63  # timestamps are stored as int64 nanoseconds
@@ -95,7 +105,7 @@ _ASSET_AMOUNTS = ("collateral_value", "margin_rate", "multiplier")
 
 
 def is_finite(value: object) -> bool:
-    """Whether ``value`` is a finite JSON number (``bool`` and strings are not numbers)."""
+    """Whether ``value`` is a finite JSON number below ``MAX_AMOUNT`` in magnitude (not a bool or a string)."""
     kind = type(value)
     if kind is float:
         return -_INF < value < _INF  # type: ignore[operator]
@@ -107,7 +117,7 @@ def is_finite(value: object) -> bool:
 
 
 def is_positive(value: object) -> bool:
-    """Whether ``value`` is a finite JSON number > 0."""
+    """Whether ``value`` is a finite JSON number > 0 and below ``MAX_AMOUNT``."""
     kind = type(value)
     if kind is float:
         return 0.0 < value < _INF  # type: ignore[operator]
@@ -119,7 +129,7 @@ def is_positive(value: object) -> bool:
 
 
 def is_non_negative(value: object) -> bool:
-    """Whether ``value`` is a finite JSON number ≥ 0."""
+    """Whether ``value`` is a finite JSON number ≥ 0 and below ``MAX_AMOUNT``."""
     kind = type(value)
     if kind is float:
         return 0.0 <= value < _INF  # type: ignore[operator]
@@ -185,10 +195,10 @@ def trade_problem(item: Any) -> str | None:
     # floats inline: the common case, a function call costs more than the check
     price = get("price")
     if not (0.0 < price < _INF if type(price) is float else is_positive(price)):
-        return _bad("price", price, "a finite number > 0")
+        return _bad("price", price, "a finite number > 0 (below 1e20)")
     qty = get("qty")
     if not (0.0 < qty < _INF if type(qty) is float else is_positive(qty)):
-        return _bad("qty", qty, "a finite number > 0")
+        return _bad("qty", qty, "a finite number > 0 (below 1e20)")
     if (ord_type := get("ord_type")) not in _ORD_TYPES:
         return _bad("ord_type", ord_type, "'limit' or 'market'")
     trade_id = get("trade_id")
@@ -209,11 +219,11 @@ def ticker_problem(item: Any) -> str | None:
     for name in _TICKER_UNSIGNED:
         value = get(name)
         if not (0.0 <= value < _INF if type(value) is float else is_non_negative(value)):
-            return _bad(name, value, "a finite number ≥ 0")
+            return _bad(name, value, "a finite number ≥ 0 (below 1e20)")
     for name in _TICKER_SIGNED:
         value = get(name)
         if not (-_INF < value < _INF if type(value) is float else is_finite(value)):
-            return _bad(name, value, "a finite number")
+            return _bad(name, value, "a finite number (below 1e20 in magnitude)")
     return None
 
 
@@ -227,7 +237,7 @@ def candle_problem(item: Any) -> str | None:
     for name in _CANDLE_VALUES:
         value = get(name)
         if not (0.0 <= value < _INF if type(value) is float else is_non_negative(value)):
-            return _bad(name, value, "a finite number ≥ 0")
+            return _bad(name, value, "a finite number ≥ 0 (below 1e20)")
     if not _is_count(trades := get("trades")):
         return _bad("trades", trades, "an integer ≥ 0")
     interval = get("interval")
@@ -304,7 +314,7 @@ def _optional_problem(
             return _bad(name, value, f"an integer from 0 to {MAX_PRECISION}")
     for name in amounts:
         if (value := get(name)) is not None and not is_non_negative(value):
-            return _bad(name, value, "a finite number ≥ 0")
+            return _bad(name, value, "a finite number ≥ 0 (below 1e20)")
     for name in flags:
         if (value := get(name)) is not None and type(value) is not bool:
             return _bad(name, value, "true or false")

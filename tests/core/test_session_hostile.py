@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from decimal import Decimal
 
 import pytest
 
@@ -125,6 +126,8 @@ def test_a_frame_of_10000_trades_with_one_bad_item_keeps_the_other_9999():
     "change",
     [
         {"price": 1e999},
+        {"price": 1e36},  # finite, but no exact column can hold it: not market data
+        {"qty": 1e20},
         {"price": float("nan")},
         {"price": -100.5},
         {"price": "100.5"},
@@ -149,6 +152,18 @@ def test_bad_trades_never_become_rows(change):
     assert list(frame["side"].cat.categories) == ["buy", "sell"], "an unknown side became a category"
     assert (frame["price"] > 0).all() and frame["price"].map(math.isfinite).all()
     assert session.counters["rejected_items"] == 1 and session.counters["malformed"] == 1
+
+
+def test_the_largest_accepted_amounts_stay_exact_rows():
+    """Just below ``MAX_AMOUNT`` at ``MAX_PRECISION`` decimals still fits an exact column, digit for digit."""
+    session = trade_session()
+    big = {**trade(2), "price": 9.9e19, "qty": 1e-18}
+    session.feed(json.dumps({"channel": "trade", "type": "update", "data": [trade(1), big, trade(3)]}), T0)
+    assert session.counters["rejected_items"] == 0
+    frame = session.trades.to_frame(exact=True)
+    assert frame["trade_id"].tolist() == [1, 2, 3]
+    assert float(frame["price"].iloc[1]) == big["price"]
+    assert frame["qty"].iloc[1] == Decimal("1E-18")
 
 
 def ticker_row(**change: object) -> dict:
@@ -194,6 +209,7 @@ BAD_BOOK_FRAMES = {
     "inf price": book_update([{"price": float("inf"), "qty": 1.0}]),
     "1e999 price": book_update([]).replace('"bids": []', '"bids": [{"price": 1e999, "qty": 1.0}]'),
     "1e308 price": book_update([{"price": 1e308, "qty": 1.0}]),
+    "1e20 price": book_update([{"price": 1e20, "qty": 1.0}]),
     "negative price": book_update([{"price": -26000.0, "qty": 1.0}]),
     "zero price": book_update([{"price": 0.0, "qty": 1.0}]),
     "NaN qty": book_update([{"price": 26000.0, "qty": float("nan")}]),
