@@ -105,7 +105,7 @@ _ASSET_AMOUNTS = ("collateral_value", "margin_rate", "multiplier")
 
 
 def is_finite(value: object) -> bool:
-    """Whether ``value`` is a finite JSON number below ``MAX_AMOUNT`` in magnitude (not a bool or a string)."""
+    """Whether ``value`` is a finite JSON number below ``MAX_AMOUNT`` in magnitude (not a bool or text)."""
     kind = type(value)
     if kind is float:
         return -_INF < value < _INF  # type: ignore[operator]
