@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from kraken_nb.core.buffers import CandleBuffer, Precisions, TickerBuffer, TradeBuffer
+from kraken_nb.core.buffers import TICKER_FIELDS, CandleBuffer, Precisions, TickerBuffer, TradeBuffer
 
 
 def trade(trade_id: int, qty: object = 0.5) -> dict[str, object]:
@@ -88,20 +88,8 @@ def test_an_upserted_candle_and_a_resolved_ticker_value_are_logged() -> None:
     assert candles.take_writes().serials == [0, 0]
     tickers = TickerBuffer()
     tickers.log_writes()
-    fields = (
-        "bid",
-        "bid_qty",
-        "ask",
-        "ask_qty",
-        "last",
-        "volume",
-        "vwap",
-        "low",
-        "high",
-        "change",
-        "change_pct",
-    )
-    tickers.append({"symbol": "DOGE/USD", **dict.fromkeys(fields, 1.0), "volume": 92146638.43575985}, 1)
+    row = {"symbol": "DOGE/USD", **dict.fromkeys(TICKER_FIELDS, 1.0), "volume": 92146638.43575985}
+    tickers.append(row, 1)
     (serial, _, _, _), *_ = tickers.take_suspects()
     tickers.keep_wire(serial, "volume", "92146638.43575985")
     log = tickers.take_writes()
