@@ -535,11 +535,12 @@ class KrakenClient:
     def stats(self) -> dict[str, Any]:
         """Counters: messages, bytes, reconnects, resyncs, gaps, drops, last heartbeat…
 
-        A WebSocket client also reports ``busy``, the network thread's busy share
-        over the last second (None before the first), ``behind`` whether it stayed ≥ 95 % busy for a second
-        or more with data waiting (the source is faster than the client: nothing
-        is lost, data arrives late), ``receive_backlog`` the frames websockets
-        holds unhandled, ``receive_buffered`` the bytes the kernel holds unread.
+        A WebSocket client also reports ``busy``, the network thread's busy
+        share over the last second (None before the first), ``behind`` whether
+        it stayed ≥ 95 % busy for a second or more with data waiting (the source
+        is faster than the client: nothing is lost, data arrives late),
+        ``receive_backlog`` the frames websockets holds unhandled and
+        ``receive_buffered`` the bytes the kernel holds unread.
         """
         with self._lock:
             counters = self._session.counters
