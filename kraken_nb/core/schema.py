@@ -79,7 +79,7 @@ with at most ``MAX_PRECISION`` decimals, every accepted value fits an exact
 SYSTEM_STATES: Final = ("online", "maintenance", "cancel_only", "post_only")
 """The values of a status message's ``system``."""
 
-_INF = float(MAX_AMOUNT)  # floats inline: NaN fails every comparison too
+_MAX_FLOAT = float(MAX_AMOUNT)  # floats inline: NaN fails every comparison too
 _BIG = MAX_AMOUNT
 _BIG_DECIMAL = Decimal(_BIG)
 _MAX_ID = 2**63  # ids and counts are stored as int64
@@ -108,7 +108,7 @@ def is_finite(value: object) -> bool:
     """Whether ``value`` is a finite JSON number below ``MAX_AMOUNT`` in magnitude (not a bool or text)."""
     kind = type(value)
     if kind is float:
-        return -_INF < value < _INF  # type: ignore[operator]
+        return -_MAX_FLOAT < value < _MAX_FLOAT  # type: ignore[operator]
     if kind is int:
         return -_BIG < value < _BIG  # type: ignore[operator]
     if kind is Decimal:
@@ -120,7 +120,7 @@ def is_positive(value: object) -> bool:
     """Whether ``value`` is a finite JSON number > 0 and below ``MAX_AMOUNT``."""
     kind = type(value)
     if kind is float:
-        return 0.0 < value < _INF  # type: ignore[operator]
+        return 0.0 < value < _MAX_FLOAT  # type: ignore[operator]
     if kind is int:
         return 0 < value < _BIG  # type: ignore[operator]
     if kind is Decimal:
@@ -132,7 +132,7 @@ def is_non_negative(value: object) -> bool:
     """Whether ``value`` is a finite JSON number ≥ 0 and below ``MAX_AMOUNT``."""
     kind = type(value)
     if kind is float:
-        return 0.0 <= value < _INF  # type: ignore[operator]
+        return 0.0 <= value < _MAX_FLOAT  # type: ignore[operator]
     if kind is int:
         return 0 <= value < _BIG  # type: ignore[operator]
     if kind is Decimal:
@@ -194,10 +194,10 @@ def trade_problem(item: Any) -> str | None:
         return _bad("side", side, "'buy' or 'sell'")
     # floats inline: the common case, a function call costs more than the check
     price = get("price")
-    if not (0.0 < price < _INF if type(price) is float else is_positive(price)):
+    if not (0.0 < price < _MAX_FLOAT if type(price) is float else is_positive(price)):
         return _bad("price", price, "a finite number > 0 (below 1e20)")
     qty = get("qty")
-    if not (0.0 < qty < _INF if type(qty) is float else is_positive(qty)):
+    if not (0.0 < qty < _MAX_FLOAT if type(qty) is float else is_positive(qty)):
         return _bad("qty", qty, "a finite number > 0 (below 1e20)")
     if (ord_type := get("ord_type")) not in _ORD_TYPES:
         return _bad("ord_type", ord_type, "'limit' or 'market'")
@@ -218,11 +218,11 @@ def ticker_problem(item: Any) -> str | None:
         return _bad("symbol", symbol, "a non-empty string")
     for name in _TICKER_UNSIGNED:
         value = get(name)
-        if not (0.0 <= value < _INF if type(value) is float else is_non_negative(value)):
+        if not (0.0 <= value < _MAX_FLOAT if type(value) is float else is_non_negative(value)):
             return _bad(name, value, "a finite number ≥ 0 (below 1e20)")
     for name in _TICKER_SIGNED:
         value = get(name)
-        if not (-_INF < value < _INF if type(value) is float else is_finite(value)):
+        if not (-_MAX_FLOAT < value < _MAX_FLOAT if type(value) is float else is_finite(value)):
             return _bad(name, value, "a finite number (below 1e20 in magnitude)")
     return None
 
@@ -236,7 +236,7 @@ def candle_problem(item: Any) -> str | None:
         return _bad("symbol", symbol, "a non-empty string")
     for name in _CANDLE_VALUES:
         value = get(name)
-        if not (0.0 <= value < _INF if type(value) is float else is_non_negative(value)):
+        if not (0.0 <= value < _MAX_FLOAT if type(value) is float else is_non_negative(value)):
             return _bad(name, value, "a finite number ≥ 0 (below 1e20)")
     if not _is_count(trades := get("trades")):
         return _bad("trades", trades, "an integer ≥ 0")
