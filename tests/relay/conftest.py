@@ -62,6 +62,12 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def book_is_valid(client: KrakenClient, symbol: str) -> bool:
+    """Whether ``client`` has a valid ``symbol`` book (a relay-fed book appears with its first frame)."""
+    book = client.book(symbol)
+    return book is not None and book.valid
+
+
 def caught_up(relay: Relay, *clients: KrakenClient, timeout: float = 20.0) -> None:
     """Wait until the relay published everything and each client has the relay's trade count."""
     assert relay.wait_published(timeout), relay.stats()

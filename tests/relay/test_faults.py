@@ -14,7 +14,7 @@ from kraken_nb import KrakenClient
 from kraken_nb.relay.local import LocalNatsServer
 from kraken_nb.simulator import Simulator
 
-from .conftest import caught_up, market, start_relay, wait_for
+from .conftest import book_is_valid, caught_up, market, start_relay, wait_for
 from .test_relay import books_match, same_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +76,7 @@ def test_a_killed_relay_restarts_without_duplicates_and_the_outage_is_a_gap(
         assert second.stop() == 0, second.lines
         assert any(line.startswith("Stopped: published") for line in second.lines), second.lines
         simulator.pause()
-        wait_for(lambda: client.book("BTC/USD").valid, 10, "a valid book after the restart")
+        wait_for(lambda: book_is_valid(client, "BTC/USD"), 10, "a valid book after the restart")
         trades = client.trades("BTC/USD")
         assert trades.trade_id.is_unique  # no duplicate, although the second relay re-sent 50 trades
         log = {t["trade_id"]: t for t in simulator.trade_log("BTC/USD")}
@@ -170,7 +170,7 @@ def test_nats_away_past_the_relays_buffer_is_a_gap_and_books_recover(
             return set(gaps[gaps.reason.str.contains("the relay dropped frames")].channel)
 
         wait_for(lambda: dropped_channels() == {"trade", "book"}, 20, "the gap of both streams at the client")
-        wait_for(lambda: client.book("BTC/USD").valid, 20, "a valid book again")
+        wait_for(lambda: book_is_valid(client, "BTC/USD"), 20, "a valid book again")
         simulator.pause()
         relay.wait_published()
         # the last updates before the pause may be among the dropped: only a snapshot copied after

@@ -17,7 +17,7 @@ from kraken_nb.relay.source import EXPIRED_REASON
 from kraken_nb.relay.streams import StreamSettings
 from kraken_nb.simulator import Simulator
 
-from .conftest import SYMBOLS, caught_up, market, start_relay, wait_for
+from .conftest import SYMBOLS, book_is_valid, caught_up, market, start_relay, wait_for
 from .proxy import Partition
 
 RUN_SECONDS = 30.0
@@ -174,7 +174,9 @@ def test_a_checksum_mismatch_reloads_the_latest_snapshot(
         KrakenClient.from_nats(nats_server.url, start="new") as client,
     ):
         client.subscribe("book", "BTC/USD")
-        wait_for(lambda: client.book("BTC/USD").valid and client.stats()["messages"] > 20, 15, "a valid book")
+        wait_for(
+            lambda: book_is_valid(client, "BTC/USD") and client.stats()["messages"] > 20, 15, "a valid book"
+        )
         bogus = orjson.dumps(
             {
                 "channel": "book",
@@ -213,7 +215,7 @@ def test_messages_that_expired_before_they_were_read_are_gaps(tmp_path: Any, sim
         ):
             client.subscribe("trade", "BTC/USD")
             client.subscribe("book", "BTC/USD")
-            wait_for(lambda: len(client.trades()) > 3 and client.book("BTC/USD").valid, 15, "data")
+            wait_for(lambda: len(client.trades()) > 3 and book_is_valid(client, "BTC/USD"), 15, "data")
             partition.cut()  # the relay goes on publishing; the client's durable consumers wait
             wait_for(lambda: client.connection_state == "reconnecting", 5, "the client to notice")
             time.sleep(3.0)
@@ -227,7 +229,7 @@ def test_messages_that_expired_before_they_were_read_are_gaps(tmp_path: Any, sim
             }
             assert (expired.end - expired.start).dt.total_seconds().min() > 1.5  # the stretch that expired
             assert not gaps[gaps.reason == "trade ids skipped"].empty  # the trades themselves say so too
-            wait_for(lambda: client.book("BTC/USD").valid, 15, "the book reloaded")
+            wait_for(lambda: book_is_valid(client, "BTC/USD"), 15, "the book reloaded")
             stats = client.stats()
             assert stats["snapshot_loads"] >= 1 and stats["reconnects"] >= 1, stats
             simulator.pause()
@@ -281,7 +283,7 @@ def test_widgets_run_on_a_relay_client_and_show_a_nats_outage(
         sent: list[dict[str, Any]] = []
         tape.send = lambda content, buffers=None: sent.append(content)  # type: ignore[method-assign]
         try:
-            wait_for(lambda: len(client.trades()) > 20 and client.book("BTC/USD").valid, 20, "data")
+            wait_for(lambda: len(client.trades()) > 20 and book_is_valid(client, "BTC/USD"), 20, "data")
             tape.tick()
             heatmap.tick()
             assert tape.status == heatmap.status == "live"
