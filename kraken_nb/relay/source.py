@@ -8,7 +8,11 @@ does what the WebSocket transport does, with NATS underneath:
   and answered with an ack frame like Kraken's, one per symbol (a rejection
   names what the relay carries); a ping is a NATS round trip;
 - **data**: each subscription gets a durable push consumer on its subject
-  (``kraken.v2.trade.BTC-USD``…), acknowledged as it is applied. Every raw
+  (``kraken.v2.trade.BTC-USD``…), acknowledged as it is applied. Its
+  messages come on the data connection; JetStream API requests (creating a
+  consumer, reading a snapshot) go on a second, API connection, so their
+  answers never queue behind the messages the consumers have in flight (a
+  client reading a day of history still subscribes within milliseconds). Every raw
   frame goes through ``Session.feed`` (no second parser). A message at or
   below the highest stream sequence seen on its subject is a redelivery and
   is skipped, so nothing is applied twice; a NATS restart resumes each
@@ -30,6 +34,7 @@ does what the WebSocket transport does, with NATS underneath:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import re
@@ -40,7 +45,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
 
@@ -77,9 +82,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 START_POLICIES: Final = ("first", "last", "new")
+T = TypeVar("T")
+
 _DURABLE = re.compile(r"^[A-Za-z0-9_-]{1,48}$")
 _RECENT = 512
 _ACK_EVERY = 128
+_YIELD_EVERY = 16
+_IDLE_HEARTBEAT_S = 5.0
 EXPIRED_REASON: Final = "messages expired from the stream before they were read"
 SKIPPED_REASON: Final = (
     "book rebuilt from the relay's latest snapshot: the updates before it were not applied"
@@ -237,6 +246,9 @@ class JetStreamSource(Source):
             reconnect_wait=reconnect_wait,
             on_change=self._changed,
         )
+        self._api = NatsLink(
+            url, name="kraken-nb client api", api_timeout=connect_timeout, reconnect_wait=reconnect_wait
+        )
         self._point = start
         self._durable = durable
         self._prefix = durable or f"kn-{secrets.token_hex(4)}"
@@ -258,8 +270,8 @@ class JetStreamSource(Source):
 
     @property
     def _startup_bound(self) -> float:
-        """The longest a start may take: the connect, then a few API requests."""
-        return self._connect_timeout + 4 * self._link.api_timeout
+        """The longest a start may take: the two connects, then a few API requests."""
+        return 2 * self._connect_timeout + 4 * self._api.api_timeout
 
     def wait_ready(self) -> None:
         """Block until connected and checked; raise the ``RelayError`` that stopped it otherwise."""
@@ -291,12 +303,12 @@ class JetStreamSource(Source):
             await asyncio.wait_for(self._open_link(), self._startup_bound)
         except (KrakenError, Exception) as exc:
             if not isinstance(exc, KrakenError):
-                exc = self._link.explain(exc, f"reading stream {self.stream}")
+                exc = self._explain(exc, f"reading stream {self.stream}")
             self._startup_error = exc
             self.last_error = str(exc)
             self.state = "failed"
             self._ready.set()
-            await self._link.close()
+            await self._close_links()
             return
         with self._lock:
             self._session.connection_made(time.time_ns())
@@ -310,16 +322,30 @@ class JetStreamSource(Source):
             await self._shutdown()
 
     async def _open_link(self) -> None:
+        await self._api.open(self._connect_timeout)
         await self._link.open(self._connect_timeout)
-        await self._link.guarded(self._check_stream(), f"reading stream {self.stream}")
+        await self._guarded(self._check_stream(), f"reading stream {self.stream}")
 
     async def _check_stream(self) -> None:
-        await require_streams(self._link, self.stream)
+        await require_streams(self._api, self.stream)
         try:
-            self._catalog = Catalog(await read_manifests(self._link, self.stream))
+            self._catalog = Catalog(await read_manifests(self._api, self.stream))
         except Exception as exc:
-            raise self._link.explain(exc, f"reading the manifests in {self.snapshot_stream}") from None
+            raise self._explain(exc, f"reading the manifests in {self.snapshot_stream}") from None
         await self._open_admin()
+
+    def _guarded(self, coroutine: Coroutine[Any, Any, T], action: str) -> Coroutine[Any, Any, T]:
+        """``coroutine``, failing at once on a permission violation on either connection."""
+        return self._api.guarded(self._link.guarded(coroutine, action), action)
+
+    def _explain(self, exc: BaseException, action: str) -> RelayError:
+        """A ``RelayError`` for ``exc``, naming a permission violation from whichever connection saw it."""
+        link = self._link if self._link.permission_errors and not self._api.permission_errors else self._api
+        return link.explain(exc, action)
+
+    async def _close_links(self) -> None:
+        await self._link.close()
+        await self._api.close()
 
     async def _serve(self) -> None:
         stop, wakeup = self._stop, self._wakeup
@@ -347,7 +373,7 @@ class JetStreamSource(Source):
         if self._durable is None:
             for name in ("status", "gap"):
                 await self._delete_consumer(f"{self._prefix}-{name}")
-        await self._link.close()
+        await self._close_links()
 
     def _changed(self, connected: bool) -> None:
         if connected:
@@ -366,9 +392,11 @@ class JetStreamSource(Source):
         """After a reconnect: recreate any consumer the server lost, from the next unseen message."""
         import nats.js.errors
 
+        with contextlib.suppress(TimeoutError):  # if not, the requests below time out and say so
+            await asyncio.wait_for(self._api.wait_connected(), self._connect_timeout)
         for feed in list(self._feeds.values()):
             try:
-                await self._link.js.consumer_info(self.stream, feed.consumer)
+                await self._api.js.consumer_info(self.stream, feed.consumer)
             except nats.js.errors.NotFoundError:
                 log.warning(
                     "%s: consumer %s was lost; resuming after %d", self.url, feed.consumer, feed.last_seq
@@ -385,7 +413,7 @@ class JetStreamSource(Source):
     async def _carry_out(self, requests: list[dict[str, Any]]) -> None:
         if any(r.get("method") == "subscribe" for r in requests):
             try:
-                self._catalog = Catalog(await read_manifests(self._link, self.stream))
+                self._catalog = Catalog(await read_manifests(self._api, self.stream))
             except Exception as exc:
                 self._throttled.warning("manifests", "%s: reading the manifests: %s", self.url, exc)
         closing: dict[tuple[str, str | None], _Feed] = {}
@@ -406,18 +434,46 @@ class JetStreamSource(Source):
                     self._answer(method, req_id, channel, symbol, params, None)
                 continue
             subscription = Subscription(channel, tuple(s for s in symbols if s), params)
-            for symbol, verdict in self._catalog.check(subscription).items():
-                key = (channel, symbol or None)
-                frames: list[tuple[bytes, int]] = []
+            verdicts = self._catalog.check(subscription)
+            for symbol, verdict in verdicts.items():
                 if verdict is None:
-                    closing.pop(key, None)
-                    verdict, frames = await self._open(channel, symbol or None)
-                self._answer(method, req_id, channel, symbol, params, verdict)
-                for frame, received in frames:
-                    self._deliver(frame, received)
+                    closing.pop((channel, symbol or None), None)
+            await self._subscribe_symbols(method, req_id, channel, params, verdicts)
         for feed in closing.values():
             self._feeds.pop(feed.key, None)
             await self._drop_feed(feed, delete=True)
+
+    async def _subscribe_symbols(
+        self,
+        method: str,
+        req_id: int | None,
+        channel: str,
+        params: dict[str, Any],
+        verdicts: dict[str, str | None],
+    ) -> None:
+        """Open the symbols the relays carry (at once: one round trip, not one each), then answer all."""
+        opening = [symbol for symbol, verdict in verdicts.items() if verdict is None]
+        outcomes = await asyncio.gather(
+            *(self._open(channel, symbol or None) for symbol in opening), return_exceptions=True
+        )
+        opened = {s: o for s, o in zip(opening, outcomes, strict=True) if not isinstance(o, BaseException)}
+        try:
+            for symbol, verdict in verdicts.items():
+                frames: list[tuple[bytes, int]] = []
+                if verdict is None:
+                    if symbol not in opened:
+                        continue  # its failure is raised below
+                    verdict, frames, _ = opened[symbol]
+                self._answer(method, req_id, channel, symbol, params, verdict)
+                for frame, received in frames:
+                    self._deliver(frame, received)
+        finally:  # the new feeds' messages may flow now, after their acks and snapshots
+            for _, _, feed in opened.values():
+                if feed is not None:
+                    feed.busy.release()
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     def _answer(
         self,
@@ -458,15 +514,21 @@ class JetStreamSource(Source):
 
     # -- consumers ---------------------------------------------------------------------
 
-    async def _open(self, channel: str, symbol: str | None) -> tuple[str | None, list[tuple[bytes, int]]]:
-        """Start consuming ``channel``/``symbol``; return (an error, or None) and the frames to feed first."""
+    async def _open(
+        self, channel: str, symbol: str | None
+    ) -> tuple[str | None, list[tuple[bytes, int]], _Feed | None]:
+        """Start consuming ``channel``/``symbol``: (an error, or None), the frames to feed first, a new feed.
+
+        A new feed is returned with its ``busy`` lock held: its messages wait
+        until the caller has fed the ack and the frames, then releases it.
+        """
         frames: list[tuple[bytes, int]] = []
         feed = self._feeds.get((channel, symbol))
         if feed is not None:  # subscribed again: a book resync, or the instrument after a resync
             if channel == "book":
                 feed.need_snapshot = True
                 feed.bad_snapshot = feed.loaded_at
-            return None, frames
+            return None, frames, None
         if channel == "instrument":
             feed = _Feed(channel, None, INSTRUMENT_SUBJECT, f"{self._prefix}-instrument")
         else:
@@ -478,6 +540,7 @@ class JetStreamSource(Source):
                 f"{self._prefix}-{channel}-{symbol_token(symbol)}",
             )
         start = self._point.consumer_fields()
+        await feed.busy.acquire()
         try:
             if channel == "instrument" or (channel == "book" and self._point.live):
                 snapshot_subject = (
@@ -498,11 +561,14 @@ class JetStreamSource(Source):
             elif channel == "book":
                 feed.need_snapshot = True
             await self._consume(feed, start)
-        except KrakenError as exc:
-            return str(exc), []
+        except BaseException as exc:
+            feed.busy.release()
+            if isinstance(exc, KrakenError):
+                return str(exc), [], None
+            raise
         self._feeds[feed.key] = feed
         self._apply_gap_records()
-        return None, frames
+        return None, frames, feed
 
     async def _consume(self, feed: _Feed, start: dict[str, Any]) -> None:
         """Create (or resume) ``feed``'s durable push consumer and subscribe to it."""
@@ -519,24 +585,47 @@ class JetStreamSource(Source):
             **start,
         )
         try:
-            feed.sub = await self._link.guarded(
-                self._subscribe(feed, config), f"subscribing to {feed.subject}"
-            )
+            feed.sub = await self._guarded(self._subscribe(feed, config), f"subscribing to {feed.subject}")
         except KrakenError:
             raise
         except Exception as exc:
-            raise self._link.explain(exc, f"subscribing to {feed.subject}") from None
+            raise self._explain(exc, f"subscribing to {feed.subject}") from None
 
-    def _subscribe(self, feed: _Feed, config: Any) -> Coroutine[Any, Any, Any]:
-        return self._link.js.subscribe(  # type: ignore[no-any-return]
-            feed.subject,
-            stream=self.stream,
-            durable=feed.consumer,
+    async def _subscribe(self, feed: _Feed, config: Any) -> Any:
+        """Bind a subscription on the data connection to ``feed``'s consumer, creating it if new.
+
+        A push consumer delivers only while its delivery subject has a
+        subscriber, so binding first and creating it then loses nothing.
+        """
+        import nats.js.errors
+
+        if self._durable is not None:  # a durable may exist: resume it as it is
+            try:
+                info = await self._api.js.consumer_info(self.stream, feed.consumer)
+            except nats.js.errors.NotFoundError:
+                pass
+            else:
+                if info.push_bound:
+                    raise RelayError(f"consumer {feed.consumer} is already read by another client")
+                return await self._bind(feed, info.config)
+        config.deliver_subject = self._link.nc.new_inbox()
+        config.flow_control = True
+        config.idle_heartbeat = _IDLE_HEARTBEAT_S
+        sub = await self._bind(feed, config)
+        try:
+            await self._api.js.add_consumer(self.stream, config=config)
+        except BaseException:
+            await self._unsubscribe(sub)
+            raise
+        return sub
+
+    def _bind(self, feed: _Feed, config: Any) -> Coroutine[Any, Any, Any]:
+        return self._link.js.subscribe_bind(  # type: ignore[no-any-return]
+            self.stream,
+            config,
+            feed.consumer,
             cb=functools.partial(self._on_message, feed),
             manual_ack=True,
-            config=config,
-            flow_control=True,
-            idle_heartbeat=5.0,
         )
 
     async def _open_admin(self) -> None:
@@ -564,16 +653,16 @@ class JetStreamSource(Source):
 
     async def _delete_consumer(self, name: str) -> None:
         try:
-            await asyncio.wait_for(self._link.js.delete_consumer(self.stream, name), 2.0)
+            await asyncio.wait_for(self._api.js.delete_consumer(self.stream, name), 2.0)
         except Exception as exc:
             log.debug("deleting consumer %s: %s", name, exc)
 
     async def _stream_position(self) -> int:
         """The main stream's last sequence now."""
         try:
-            info = await self._link.js.stream_info(self.stream)
+            info = await self._api.js.stream_info(self.stream)
         except Exception as exc:
-            raise self._link.explain(exc, f"reading stream {self.stream}") from None
+            raise self._explain(exc, f"reading stream {self.stream}") from None
         return int(info.state.last_seq)
 
     async def _snapshot(self, subject: str) -> tuple[bytes, int, int, int] | None:
@@ -586,11 +675,11 @@ class JetStreamSource(Source):
         import nats.js.errors
 
         try:
-            message = await self._link.js.get_last_msg(self.snapshot_stream, subject)
+            message = await self._api.js.get_last_msg(self.snapshot_stream, subject)
         except nats.js.errors.NotFoundError:
             return None
         except Exception as exc:
-            raise self._link.explain(exc, f"reading {subject}") from None
+            raise self._explain(exc, f"reading {subject}") from None
         headers = message.headers or {}
         return (
             message.data or b"",
@@ -612,6 +701,10 @@ class JetStreamSource(Source):
             if feed.unacked >= _ACK_EVERY or feed.sub is None or feed.sub.pending_msgs == 0:
                 feed.unacked = 0
                 await msg.ack()
+            if feed.unacked % _YIELD_EVERY == 0:
+                # nats-py hands a subscription's queued messages over without yielding: let the
+                # other consumers, the API answers and the requests have the loop now and then
+                await asyncio.sleep(0)
         except Exception:
             self.counters["errors"] += 1
             if self.counters["errors"] == 1:
@@ -677,7 +770,7 @@ class JetStreamSource(Source):
         after = valid_at + 1
         while after < seq:  # the snapshot is older: apply the updates since it again
             try:
-                message = await self._link.js.get_msg(self.stream, seq=after, subject=feed.subject, next=True)
+                message = await self._api.js.get_msg(self.stream, seq=after, subject=feed.subject, next=True)
             except nats.js.errors.NotFoundError:
                 break
             if message.seq is None or message.seq >= seq:

@@ -16,6 +16,8 @@ class Partition:
 
     :meth:`heal` accepts connections again. Only the clients that connect
     through it are cut off: the relay talks to NATS directly and goes on.
+    :meth:`stall` holds back what the server sends on one connection (the
+    client's requests still reach it), :meth:`flow` lets it through again.
     """
 
     def __init__(self, target_port: int) -> None:
@@ -24,6 +26,7 @@ class Partition:
         self._open = threading.Event()
         self._open.set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flows: list[asyncio.Event] = []  # per connection, in the order accepted: set while it flows
         self._ready = threading.Event()
         self._runner = LoopThread("test-partition", self._main)
 
@@ -48,6 +51,14 @@ class Partition:
         """Accept connections again."""
         self._open.set()
 
+    def stall(self, index: int) -> None:
+        """Hold back what the server sends on the ``index``-th connection accepted (0: the first)."""
+        self._runner.call_soon(self._flows[index].clear)
+
+    def flow(self, index: int) -> None:
+        """Let the server's bytes through again on the ``index``-th connection."""
+        self._runner.call_soon(self._flows[index].set)
+
     async def _drop_all(self) -> None:
         for writer in list(self._writers):
             writer.transport.abort()
@@ -66,17 +77,24 @@ class Partition:
         if not self._open.is_set():
             writer.transport.abort()
             return
+        flowing = asyncio.Event()
+        flowing.set()
+        self._flows.append(flowing)
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:
             writer.transport.abort()
             return
         self._writers.update((writer, up_writer))
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer, flowing))
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event | None = None
+    ) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError, ConnectionError):
             while data := await reader.read(65536):
+                if flowing is not None:
+                    await flowing.wait()
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()
