@@ -169,8 +169,12 @@ def routes(
     """
 
     def numbered(subject: str, prefix: str, text_digest: str) -> str:
-        seen = 0 if occurrences is None else occurrences.setdefault(subject, Occurrences()).count(text_digest)
-        return f"{prefix}:{text_digest}:{seen}"
+        if occurrences is None:
+            return f"{prefix}:{text_digest}:0"
+        counter = occurrences.get(subject)
+        if counter is None:
+            counter = occurrences[subject] = Occurrences()
+        return f"{prefix}:{text_digest}:{counter.count(text_digest)}"
 
     if isinstance(message, (Ack, Pong, Heartbeat)):
         return []
