@@ -127,6 +127,7 @@ class DatasetError(KrakenError):
         self.path = path
         super().__init__(message)
 
+
 class RelayError(KrakenError, ConnectionError):
     """The NATS relay cannot be used: unreachable, a stream missing, or access denied.
 

@@ -63,7 +63,6 @@ TERMINAL_CLOSE_CODES: Final = frozenset({1008})
 _CONNECTION_ERRORS = (OSError, TimeoutError, websockets.exceptions.WebSocketException)
 
 
-
 class Clock:
     """The time the reconnect policy reads and waits on: monotonic seconds and ``sleep``.
 
