@@ -186,12 +186,16 @@ class KrakenClient:
         bounds the messages each subscription has in flight; ``timeout`` bounds
         connecting and each request to the server. A NATS server restart
         loses nothing the stream kept; messages that expired before they were
-        read and the relay's own outages are recorded in ``gaps()``.
+        read and the relay's own outages are recorded in ``gaps()``. ``url``
+        may be a comma-separated seed list of a cluster's nodes
+        (``nats://a:4222,nats://b:4222``): the client connects to any and
+        fails over to the others.
 
         Raises ``RelayError`` (unreachable server, missing stream, permission
         denied), ``InvalidParams`` (a malformed URL or ``start``) and names
         the extra to install when ``nats-py`` is missing.
         """
+        from kraken_nb.relay.connection import shown_nats_url
         from kraken_nb.relay.source import JetStreamSource
 
         client = cls.__new__(cls)
@@ -204,7 +208,7 @@ class KrakenClient:
             max_ack_pending=max_ack_pending,
         )
         client._prepare(
-            redact_url(url),
+            shown_nats_url(url),
             timeout=timeout,
             max_rows=max_rows,
             ack_timeout=timeout,

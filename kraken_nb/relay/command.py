@@ -22,6 +22,7 @@ from typing import Any, Final
 from kraken_nb.core.params import Subscription, validate_subscription
 from kraken_nb.core.redaction import redact_url
 from kraken_nb.errors import InvalidParams
+from kraken_nb.relay.connection import shown_nats_url
 from kraken_nb.relay.streams import DEFAULT_STREAM, StreamSettings
 
 __all__ = ["add_relay_parser", "parse_duration", "parse_size", "run_relay", "subscriptions_from"]
@@ -69,7 +70,11 @@ def add_relay_parser(sub: Any, add_source_options: Callable[[argparse.ArgumentPa
             "frames still buffered are published first."
         ),
     )
-    relay.add_argument("--nats", default="nats://127.0.0.1:4222", help="NATS server URL")
+    relay.add_argument(
+        "--nats",
+        default="nats://127.0.0.1:4222",
+        help="NATS server URL, or a comma-separated seed list of a cluster's nodes",
+    )
     relay.add_argument("--channel", action="append", help="channel to relay (repeatable; default trade)")
     relay.add_argument("--symbol", action="append", help="symbol (repeatable; default BTC/USD)")
     relay.add_argument("--depth", type=int, help="book depth (default 10)")
@@ -171,7 +176,7 @@ def run_relay(
         try:
             shown = ", ".join(f"{s.channel} {' '.join(s.symbols)}".strip() for s in subscriptions)
             print(
-                f"Relaying {shown} from {redact_url(url)} to {redact_url(args.nats)} "
+                f"Relaying {shown} from {redact_url(url)} to {shown_nats_url(args.nats)} "
                 f"stream {settings.name} as {relay.name}; Ctrl-C stops.",
                 flush=True,
             )

@@ -23,7 +23,7 @@ from kraken_nb.core.redaction import redact, redact_url
 from kraken_nb.core.throttle import ThrottledLog
 from kraken_nb.errors import InvalidParams, RelayError
 
-__all__ = ["NATS_EXTRA_HINT", "NatsLink", "check_nats_url", "require_nats"]
+__all__ = ["NATS_EXTRA_HINT", "NatsLink", "check_nats_url", "nats_servers", "require_nats", "shown_nats_url"]
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,34 @@ def require_nats() -> Any:
     return nats
 
 
+def nats_servers(url: str) -> list[str]:
+    """The servers ``url`` names: one URL, or a comma-separated seed list of a cluster's nodes.
+
+    Each must be ``nats://host:port`` (or tls://, ws://, wss://); the client
+    connects to any of them and fails over to the others (and to the nodes
+    the cluster announces).
+    """
+    servers = [part.strip() for part in str(url).split(",") if part.strip()]
+    if not servers:
+        raise InvalidParams("url", redact_url(str(url)), "a nats:// URL such as nats://127.0.0.1:4222")
+    for server in servers:
+        check_nats_url(server)
+    return servers
+
+
+def shown_nats_url(url: str) -> str:
+    """``url`` (one URL or a seed list) with every server's credentials redacted."""
+    return ",".join(redact_url(server) for server in str(url).split(","))
+
+
 def check_nats_url(url: str) -> None:
-    """Refuse a URL that is not ``nats://host:port`` (or tls://, ws://, wss://) before connecting."""
+    """Refuse a URL that is not ``nats://host:port`` (or tls://, ws://, wss://) before connecting.
+
+    A comma-separated seed list is checked server by server.
+    """
+    if "," in str(url):
+        nats_servers(url)
+        return
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -75,9 +101,9 @@ class NatsLink:
         reconnect_wait: float = 0.5,
         on_change: Callable[[bool], None] | None = None,
     ) -> None:
-        check_nats_url(url)
+        self.servers = nats_servers(url)
         self.url = url
-        self.shown = redact_url(url)
+        self.shown = shown_nats_url(url)
         self.name = name
         self.api_timeout = api_timeout
         self.reconnect_wait = reconnect_wait
@@ -106,7 +132,7 @@ class NatsLink:
         self._refused = loop.create_future()
         connecting = asyncio.ensure_future(
             nats.connect(
-                self.url,
+                servers=self.servers,
                 name=self.name,
                 connect_timeout=min(timeout, 2.0),
                 reconnect_time_wait=self.reconnect_wait,
@@ -184,7 +210,10 @@ class NatsLink:
         return RelayError(f"{self.shown}: {action} failed: {self._text(exc)}")
 
     def _text(self, exc: BaseException) -> str:
-        return redact(f"{type(exc).__name__}: {exc}".rstrip(": "), self.url)
+        text = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        for server in self.servers:
+            text = redact(text, server)
+        return text
 
     # -- nats-py callbacks ------------------------------------------------------
 

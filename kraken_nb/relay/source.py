@@ -11,9 +11,8 @@ does what the WebSocket transport does, with NATS underneath:
   (``kraken.v2.trade.BTC-USD``…), acknowledged as it is applied. Its
   messages come on the data connection; JetStream API requests (creating a
   consumer, reading a snapshot) go on a second, API connection, so their
-  answers never queue behind the messages the consumers have in flight (a
-  client reading a day of history still subscribes within milliseconds). Every raw
-  frame goes through ``Session.feed`` (no second parser). A message at or
+  answers do not queue behind the messages the consumers have in flight.
+  Every raw frame goes through ``Session.feed`` (no second parser). A message at or
   below the highest stream sequence seen on its subject is a redelivery and
   is skipped, so nothing is applied twice; a NATS restart resumes each
   consumer where it was, so nothing the stream kept is lost;
@@ -50,11 +49,10 @@ from typing import Any, Final, TypeVar
 import orjson
 
 from kraken_nb.core.params import Subscription
-from kraken_nb.core.redaction import redact_url
 from kraken_nb.core.session import Event, Session
 from kraken_nb.core.throttle import ThrottledLog
 from kraken_nb.errors import InvalidParams, KrakenError, MalformedMessage, RelayError
-from kraken_nb.relay.connection import NatsLink, check_nats_url, require_nats
+from kraken_nb.relay.connection import NatsLink, check_nats_url, require_nats, shown_nats_url
 from kraken_nb.relay.gaps import DROPPED_REASON, GapRecord
 from kraken_nb.relay.manifest import Catalog
 from kraken_nb.relay.streams import StreamSettings, read_manifests, require_streams
@@ -235,7 +233,7 @@ class JetStreamSource(Source):
         max_ack_pending: int = 4096,
         consumer_ttl: float = 3600.0,
     ) -> None:
-        super().__init__(redact_url(url), session, lock, on_events)
+        super().__init__(shown_nats_url(url), session, lock, on_events)
         self.stream = stream
         self.snapshot_stream = snapshot_stream_name(stream)
         self.counters: Counter[str] = Counter()

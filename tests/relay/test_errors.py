@@ -34,7 +34,15 @@ authorization {
 
 
 @pytest.mark.parametrize(
-    "url", ["http://127.0.0.1:4222", "nats://[bad", "nats://127.0.0.1:99999", "127.0.0.1"]
+    "url",
+    [
+        "http://127.0.0.1:4222",
+        "nats://[bad",
+        "nats://127.0.0.1:99999",
+        "127.0.0.1",
+        "nats://127.0.0.1:4222,http://127.0.0.1:4223",  # one bad server in a seed list
+        " , ",
+    ],
 )
 def test_a_malformed_url_is_refused_before_anything_starts(url: str) -> None:
     with pytest.raises(InvalidParams, match="nats://"):
@@ -46,6 +54,23 @@ def test_an_unreachable_server_is_a_relay_error_within_the_timeout() -> None:
     with pytest.raises(RelayError, match=r"cannot connect to nats://127\.0\.0\.1:\d+ within 1\.5 s"):
         KrakenClient.from_nats(f"nats://127.0.0.1:{free_port()}", timeout=1.5)
     assert time.monotonic() - started < 6
+
+
+def test_a_seed_list_reaches_a_live_node_and_shows_no_credentials(
+    nats_server: LocalNatsServer, simulator: Simulator
+) -> None:
+    """A cluster's nodes as a comma-separated list: a dead first node is passed over; secrets stay hidden."""
+    canary = "CANARY-nats-4412"
+    dead = f"nats://someone:{canary}@127.0.0.1:{free_port()}"
+    with (
+        start_relay(nats_server, simulator, market("trade", symbols=("BTC/USD",))),
+        KrakenClient.from_nats(f"{dead},{nats_server.url}", start="first", timeout=10) as client,
+    ):
+        client.subscribe("trade", "BTC/USD")
+        client.wait_until(lambda c: len(c.trades()) > 0, timeout=15)
+        shown = repr(client) + str(client.stats())
+        assert canary not in shown and "someone" not in shown, shown
+        assert "nats://***@127.0.0.1" in shown and nats_server.url in shown, shown
 
 
 def test_a_missing_stream_says_to_start_a_relay(nats_server: LocalNatsServer) -> None:
