@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from kraken_nb.core.book import OrderBook
+from kraken_nb.core.buffers.columnar import check_last
 from kraken_nb.errors import InvalidParams
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ class HistoryRange:
         exact: bool = False,
     ) -> pd.DataFrame:
         """The range's candles (recorded, or aggregated from trades), the newest ``last`` of them."""
+        last = check_last(last)
         frame = self.history.candles(symbol, interval, self.start, self.end, exact=exact)
         return frame if last is None else frame.iloc[max(0, len(frame) - last) :].reset_index(drop=True)
 

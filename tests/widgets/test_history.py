@@ -56,6 +56,8 @@ def test_a_candle_chart_of_a_range_shows_its_candles_once(recorded: dict[str, An
             assert len(sent) == 1
         finally:
             chart.close()
+        with pytest.raises(InvalidParams, match="last"):  # checked as the client checks it
+            history.range().candles("DOGE/USD", 1, last=-1)
         first, last = live["interval_begin"].iloc[0], live["interval_begin"].iloc[-1]
         part = CandleChart(history.range(first, last), "DOGE/USD", interval=1)
         try:

@@ -13,11 +13,11 @@ from kraken_nb.core.buffers.columnar import (
     _BAD_ROW,
     NAT,
     ColumnarBuffer,
-    _check_last,
     _malformed,
     _number,
     _Selection,
     _time_ns,
+    check_last,
 )
 from kraken_nb.core.buffers.exact import Precisions, exact_entries
 from kraken_nb.core.timestamps import parse_rfc3339_ns
@@ -162,7 +162,7 @@ class CandleBuffer(ColumnarBuffer):
         ``last`` keeps the newest n candles (by ``interval_begin``) of the
         selection; ``exact=True`` gives prices and volumes as exact decimals.
         """
-        last = _check_last(last)
+        last = check_last(last)
         if symbol is None and interval is None and last is None:
             return self._full_frame(exact)
         return self._build(self._candles(symbol, interval, last), exact, symbol)

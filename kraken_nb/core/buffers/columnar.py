@@ -22,7 +22,7 @@ import pandas as pd
 from kraken_nb.core.buffers.exact import Exact, ExactRow, ExactValues, Precisions, decimal_array, float_holds
 from kraken_nb.errors import InvalidParams, MalformedMessage
 
-__all__ = ["NAT", "ColumnarBuffer", "WriteLog"]
+__all__ = ["NAT", "ColumnarBuffer", "WriteLog", "check_last"]
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,8 @@ class WriteLog:
         return bool(self.serials or self.exact)
 
 
-def _check_last(last: int | None) -> int | None:
+def check_last(last: int | None) -> int | None:
+    """``last`` (how many newest rows to keep) checked: None, or an int ≥ 0."""
     if last is None:
         return None
     if isinstance(last, bool) or not isinstance(last, int) or last < 0:
@@ -419,7 +420,7 @@ class ColumnarBuffer:
         ``exact=True`` price and quantity columns are exact decimals (see
         :mod:`kraken_nb.core.buffers.exact`) instead of float64.
         """
-        last = _check_last(last)
+        last = check_last(last)
         if symbol is None and last is None:
             return self._full_frame(exact)
         return self._build(self._select(symbol, last), exact, symbol)
