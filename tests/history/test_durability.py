@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -177,32 +178,27 @@ def _no_space() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (1_500, 1_500))
 
 
+def _record_parquet(*options: str, **run: Any) -> subprocess.CompletedProcess[str]:
+    """``kraken-nb record --format parquet --simulator OPTIONS`` in a child process, its output captured."""
+    command = [sys.executable, "-m", "kraken_nb.cli", "record", "--format", "parquet", "--simulator"]
+    return subprocess.run([*command, *options], capture_output=True, text=True, check=False, **run)
+
+
 def test_a_full_disk_stops_the_cli_recorder_with_an_error(tmp_path: Path) -> None:
     started = time.monotonic()
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kraken_nb.cli",
-            "record",
-            "--format",
-            "parquet",
-            "--simulator",
-            "--speed",
-            "20",
-            "--channel",
-            "book",
-            "--symbol",
-            "BTC/USD",
-            "--seconds",
-            "60",
-            "--roll-seconds",
-            "0.2",
-            "--out",
-            str(tmp_path / "data"),
-        ],
-        capture_output=True,
-        text=True,
+    completed = _record_parquet(
+        "--speed",
+        "20",
+        "--channel",
+        "book",
+        "--symbol",
+        "BTC/USD",
+        "--seconds",
+        "60",
+        "--roll-seconds",
+        "0.2",
+        "--out",
+        str(tmp_path / "data"),
         timeout=120,
         preexec_fn=_no_space,
     )
@@ -222,24 +218,7 @@ def test_an_unusable_folder_is_a_clear_error_at_once(tmp_path: Path) -> None:
                 client.record_to(where)
             assert raised.value.path == where
         assert client.connection_state == "live"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kraken_nb.cli",
-            "record",
-            "--format",
-            "parquet",
-            "--simulator",
-            "--seconds",
-            "1",
-            "--out",
-            str(a_file),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    completed = _record_parquet("--seconds", "1", "--out", str(a_file), timeout=60)
     assert completed.returncode == 1 and "kraken-nb record: error: cannot record to" in completed.stderr
 
 
