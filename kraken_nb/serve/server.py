@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 _START_TIMEOUT: Final = 15.0
 INSTRUMENTS: Final = Subscription("instrument")
 _GRACE_S: Final = 2
+_KEEP_ALIVE_S: Final = 30
+"""How long an idle HTTP connection stays open. Longer than client pools keep one (httpx: 5 s,
+uvicorn's default too): with equal times the server may close a connection just as the client
+sends on it, and the client sees a bare ``ReadError``."""
 
 
 class ServeHandle:
@@ -230,6 +234,7 @@ def _config(app: Any, lifespan: str) -> uvicorn.Config:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=_GRACE_S,
+        timeout_keep_alive=_KEEP_ALIVE_S,
         server_header=False,
     )
 

@@ -88,3 +88,32 @@ def test_the_listening_sockets_turn_nagle_off(fresh: KrakenClient) -> None:
     with fresh.serve(0, 0) as handle:
         for sock in handle._sockets:
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_an_idle_connection_outlives_a_client_pools_keep_alive(fresh: KrakenClient) -> None:
+    """httpx keeps an idle connection 5 s; a server closing it at 5 s too races the next request."""
+    import http.client
+    import socket
+    from urllib.parse import urlsplit
+
+    with fresh.serve(0, 0) as handle:
+        url = urlsplit(handle.urls["rest"])
+        connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=5)
+        try:
+            connection.request("GET", "/v1/health")
+            answer = connection.getresponse()
+            assert answer.status == 200 and answer.read()  # read whole: nothing is left unread
+            time.sleep(6.0)  # idle past httpx's keepalive_expiry (and uvicorn's default)
+            sock = connection.sock
+            assert sock is not None
+            sock.setblocking(False)
+            try:
+                closed = sock.recv(1, socket.MSG_PEEK) == b""
+            except BlockingIOError:
+                closed = False  # nothing to read: still open
+            assert not closed, "the server closed an idle keep-alive connection after 6 s"
+            sock.setblocking(True)
+            connection.request("GET", "/v1/health")  # and the same connection still answers
+            assert connection.getresponse().status == 200
+        finally:
+            connection.close()
